@@ -1,0 +1,68 @@
+# `make run` sets everything up and starts every process role; `make test` runs every test.
+# Each step is skipped when its work is already done (stamps in .make/).
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMPS := .make
+# Debian packages: headers to build mysqlclient; Chromium for the browser tests.
+SYSTEM_PACKAGES := libmariadb-dev pkg-config chromium fonts-liberation
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test setup system venv services migrate seed node lint bench clean-stamps
+
+$(STAMPS):
+	@mkdir -p $(STAMPS)
+
+$(STAMPS)/system: | $(STAMPS)
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+$(VENV)/.installed: requirements.txt $(STAMPS)/system
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $@
+
+$(STAMPS)/node: package.json | $(STAMPS)
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+system: $(STAMPS)/system
+venv: $(VENV)/.installed
+node: $(STAMPS)/node
+
+services: venv
+	@$(PY) -m exchange_site.services_check
+
+migrate: services
+	@$(PY) manage.py migrate --noinput -v 0
+
+seed: migrate
+	@$(PY) manage.py seed_demo
+
+setup: seed node
+
+run: setup
+	@echo "Starting web, matching shard, worker, beat and demo bots on http://127.0.0.1:8000 (Ctrl-C stops them all)"
+	$(VENV)/bin/honcho start -f Procfile
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: setup
+	$(PY) manage.py bench_engine
+	$(PY) manage.py bench_pipeline
+
+clean-stamps:
+	rm -rf $(STAMPS)

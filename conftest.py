@@ -1,0 +1,55 @@
+"""Fixtures shared by every app's tests. Tests run against the real MariaDB and Redis."""
+
+import pytest
+
+from accounts.tests.factories import UserFactory
+from ledger.services import asset_get_or_create, funds_deposit
+
+
+@pytest.fixture(autouse=True)
+def _ledger_invariants_hold(request):
+    """After every test that touched the database, every ledger invariant still holds."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or {"db", "transactional_db"} & set(
+        request.fixturenames
+    )
+    if not uses_db:
+        yield
+        return
+    # Depend on the database fixture so this check runs before its rollback or flush.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from ledger.selectors import ledger_problems
+    from orders.selectors import hold_problems
+
+    problems = ledger_problems()
+    if request.node.get_closest_marker("bare_holds") is None:
+        problems += hold_problems()
+    assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def usd(db):
+    return asset_get_or_create(code="USD", precision=8)
+
+
+@pytest.fixture
+def btc(db):
+    return asset_get_or_create(code="BTC", precision=8)
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def funded(db, usd, btc):
+    """A factory of users with money: funded(USD="1000", BTC="2")."""
+
+    def make(**balances):
+        trader = UserFactory()
+        for code, amount in balances.items():
+            funds_deposit(user=trader, asset=asset_get_or_create(code=code), amount=amount)
+        return trader
+
+    return make

@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from ledger.selectors import ledger_problems
+from orders.selectors import hold_problems
+
+
+class Command(BaseCommand):
+    help = "Check every ledger invariant; exit 1 with a report when one breaks."
+
+    def handle(self, *args, **options):
+        problems = ledger_problems() + hold_problems()
+        if problems:
+            for line in problems:
+                self.stderr.write(f"FAIL {line}")
+            raise CommandError(f"{len(problems)} ledger invariant(s) broken.", returncode=1)
+        self.stdout.write(
+            "ledger_check: OK (balances sum to zero per asset, match their transfers, none negative, holds match open orders)"
+        )

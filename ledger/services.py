@@ -1,0 +1,341 @@
+"""Every change to a balance goes through here.
+
+``transfers_post`` is the one primitive: it locks the touched accounts in primary-key order,
+refuses to take a user account below zero, appends the transfers and updates the materialized
+balances, all in the caller's transaction. The named services (deposit, withdraw, hold, release,
+settle, adjust) are the vocabulary the rest of the exchange speaks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+
+from exchange_site.errors import RuleViolation
+
+from .models import Asset, LedgerAccount, Transfer
+
+Kind = LedgerAccount.Kind
+
+
+class InsufficientFunds(RuleViolation):
+    def __init__(self, asset_code: str, message: str | None = None):
+        super().__init__("insufficient_funds", message or f"Insufficient {asset_code} available.")
+        self.asset_code = asset_code
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One transfer to post: ``amount`` moves from the debit account to the credit account."""
+
+    debit_id: int
+    credit_id: int
+    asset_id: int
+    amount: Decimal
+    kind: str
+    reference: str
+    memo: str = ""
+
+
+def asset_get(*, code: str) -> Asset:
+    try:
+        return Asset.objects.get(code=str(code).upper())
+    except Asset.DoesNotExist:
+        raise RuleViolation("unknown_asset", f"Unknown asset {code!r}.", fields={"asset": ["Unknown asset."]}) from None
+
+
+def amount_validate(*, amount, asset: Asset, field: str = "amount") -> Decimal:
+    """A strictly positive, finite decimal with no more places than the asset allows."""
+    if isinstance(amount, float):
+        # A float has already lost exactness; refuse it rather than guess.
+        raise RuleViolation(
+            "invalid_amount", "Amounts must be decimal strings, not floats.", fields={field: ["Not a decimal string."]}
+        )
+    try:
+        value = Decimal(str(amount).strip())
+    except (InvalidOperation, ValueError):
+        raise RuleViolation(
+            "invalid_amount", f"{amount!r} is not a decimal number.", fields={field: ["Not a number."]}
+        ) from None
+    if not value.is_finite() or value <= 0:
+        raise RuleViolation(
+            "invalid_amount", "Amount must be greater than zero.", fields={field: ["Must be greater than zero."]}
+        )
+    if value.adjusted() >= 18:
+        raise RuleViolation("invalid_amount", "Amount is too large.", fields={field: ["Too large."]})
+    if -value.as_tuple().exponent > asset.precision and value != value.quantize(Decimal(1).scaleb(-asset.precision)):
+        raise RuleViolation(
+            "invalid_amount",
+            f"{asset.code} amounts have at most {asset.precision} decimal places.",
+            fields={field: [f"At most {asset.precision} decimal places."]},
+        )
+    return value
+
+
+def accounts_get_or_create(*, specs: Iterable[tuple[int | None, Asset, str]]) -> dict[tuple[int | None, int, str], int]:
+    """Ids of the accounts for (user_id, asset, kind), creating missing ones. Returns {(user_id, asset_id, kind): id}."""
+    wanted = {}
+    for user_id, asset, kind in specs:
+        wanted[LedgerAccount.key_for(asset_code=asset.code, kind=kind, user_id=user_id)] = (user_id, asset, kind)
+    found = dict(LedgerAccount.objects.filter(key__in=wanted).values_list("key", "id"))
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        LedgerAccount.objects.bulk_create(
+            [
+                LedgerAccount(key=key, user_id=wanted[key][0], asset=wanted[key][1], kind=wanted[key][2])
+                for key in missing
+            ],
+            ignore_conflicts=True,  # another transaction may have created it meanwhile
+        )
+        found.update(LedgerAccount.objects.filter(key__in=missing).values_list("key", "id"))
+    return {(user_id, asset.id, kind): found[key] for key, (user_id, asset, kind) in wanted.items()}
+
+
+def account_id(*, user_id: int | None, asset: Asset, kind: str) -> int:
+    return accounts_get_or_create(specs=[(user_id, asset, kind)])[(user_id, asset.id, kind)]
+
+
+def transfers_post(*, postings: Sequence[Posting], created_by_id: int | None = None) -> None:
+    """Post transfers atomically; raise InsufficientFunds (and post nothing) if a user account would go negative."""
+    if not postings:
+        return
+    deltas: dict[int, Decimal] = defaultdict(Decimal)
+    for posting in postings:
+        if posting.amount <= 0:
+            raise RuleViolation("invalid_amount", "Transfer amounts must be positive.")
+        if posting.debit_id == posting.credit_id:
+            raise RuleViolation("invalid_transfer", "A transfer needs two distinct accounts.")
+        deltas[posting.debit_id] -= posting.amount
+        deltas[posting.credit_id] += posting.amount
+    with transaction.atomic():
+        # Fixed lock order (primary key) so two transfers touching the same accounts cannot deadlock.
+        # No join in this query: MariaDB would lock the joined rows too (it has no FOR UPDATE OF).
+        rows = (
+            LedgerAccount.objects.select_for_update()
+            .filter(id__in=sorted(deltas))
+            .order_by("id")
+            .values_list("id", "kind", "balance", "asset_id")
+        )
+        accounts = {row[0]: row for row in rows}
+        if len(accounts) != len(deltas):
+            raise RuleViolation("unknown_account", "A transfer names an account that does not exist.")
+        for posting in postings:
+            if accounts[posting.debit_id][3] != posting.asset_id or accounts[posting.credit_id][3] != posting.asset_id:
+                raise RuleViolation("asset_mismatch", "A transfer moves one asset between accounts of that asset.")
+        for account, delta in deltas.items():
+            _, kind, balance, asset_id = accounts[account]
+            if kind in LedgerAccount.USER_KINDS and balance + delta < 0:
+                raise InsufficientFunds(Asset.objects.get(pk=asset_id).code)
+        try:
+            Transfer.objects.bulk_create(
+                [
+                    Transfer(
+                        asset_id=p.asset_id,
+                        debit_account_id=p.debit_id,
+                        credit_account_id=p.credit_id,
+                        amount=p.amount,
+                        kind=p.kind,
+                        reference=p.reference,
+                        memo=p.memo[:255],
+                        created_by_id=created_by_id,
+                    )
+                    for p in postings
+                ],
+                batch_size=2000,
+            )
+        except IntegrityError as exc:
+            raise RuleViolation("duplicate_reference", "This operation was already recorded.", status_code=409) from exc
+        changed = [(account, delta) for account, delta in deltas.items() if delta]
+        if changed:
+            table = LedgerAccount._meta.db_table
+            cases = " ".join("WHEN %s THEN %s" for _ in changed)
+            params: list = []
+            for account, delta in changed:
+                params += [account, delta]
+            params += [account for account, _ in changed]
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET balance = balance + CASE id {cases} END "
+                    f"WHERE id IN ({', '.join('%s' for _ in changed)})",
+                    params,
+                )
+
+
+def _reference(prefix: str, reference: str | None) -> str:
+    return reference or f"{prefix}:{uuid.uuid4().hex}"
+
+
+def _move(
+    *,
+    user: AbstractBaseUser,
+    asset: Asset,
+    amount,
+    debit: tuple[int | None, str],
+    credit: tuple[int | None, str],
+    kind: str,
+    reference: str | None,
+    memo: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> Decimal:
+    value = amount_validate(amount=amount, asset=asset)
+    with transaction.atomic():
+        ids = accounts_get_or_create(specs=[(debit[0], asset, debit[1]), (credit[0], asset, credit[1])])
+        transfers_post(
+            postings=[
+                Posting(
+                    debit_id=ids[(debit[0], asset.id, debit[1])],
+                    credit_id=ids[(credit[0], asset.id, credit[1])],
+                    asset_id=asset.id,
+                    amount=value,
+                    kind=kind,
+                    reference=_reference(kind, reference),
+                    memo=memo,
+                )
+            ],
+            created_by_id=getattr(created_by, "pk", None),
+        )
+    return value
+
+
+def funds_deposit(
+    *, user, asset: Asset, amount, reference: str | None = None, memo: str = "", created_by=None
+) -> Decimal:
+    """Money arrives from outside: external -> user's available."""
+    return _move(
+        user=user,
+        asset=asset,
+        amount=amount,
+        debit=(None, Kind.EXTERNAL),
+        credit=(user.pk, Kind.AVAILABLE),
+        kind=Transfer.Kind.DEPOSIT,
+        reference=reference,
+        memo=memo,
+        created_by=created_by,
+    )
+
+
+def funds_withdraw(
+    *, user, asset: Asset, amount, reference: str | None = None, memo: str = "", created_by=None
+) -> Decimal:
+    """Money leaves: user's available -> external. Refused beyond what is available."""
+    return _move(
+        user=user,
+        asset=asset,
+        amount=amount,
+        debit=(user.pk, Kind.AVAILABLE),
+        credit=(None, Kind.EXTERNAL),
+        kind=Transfer.Kind.WITHDRAWAL,
+        reference=reference,
+        memo=memo,
+        created_by=created_by,
+    )
+
+
+def funds_hold(*, user, asset: Asset, amount, reference: str | None = None, memo: str = "") -> Decimal:
+    """Reserve funds for an order: available -> locked."""
+    return _move(
+        user=user,
+        asset=asset,
+        amount=amount,
+        debit=(user.pk, Kind.AVAILABLE),
+        credit=(user.pk, Kind.LOCKED),
+        kind=Transfer.Kind.HOLD,
+        reference=reference,
+        memo=memo,
+    )
+
+
+def funds_release(*, user, asset: Asset, amount, reference: str | None = None, memo: str = "") -> Decimal:
+    """Give back what an order no longer needs: locked -> available."""
+    return _move(
+        user=user,
+        asset=asset,
+        amount=amount,
+        debit=(user.pk, Kind.LOCKED),
+        credit=(user.pk, Kind.AVAILABLE),
+        kind=Transfer.Kind.RELEASE,
+        reference=reference,
+        memo=memo,
+    )
+
+
+def funds_settle(*, payer, payee, asset: Asset, amount, fee=Decimal(0), reference: str, memo: str = "") -> None:
+    """A trade leg: ``amount`` leaves the payer's locked funds; the payee receives it less ``fee``, which goes to the fee account."""
+    value = amount_validate(amount=amount, asset=asset)
+    fee = Decimal(fee)
+    if fee < 0 or fee > value:
+        raise RuleViolation("invalid_fee", "The fee must be between zero and the amount.")
+    with transaction.atomic():
+        ids = accounts_get_or_create(
+            specs=[(payer.pk, asset, Kind.LOCKED), (payee.pk, asset, Kind.AVAILABLE), (None, asset, Kind.FEES)]
+        )
+        postings = []
+        if value - fee > 0:
+            postings.append(
+                Posting(
+                    ids[(payer.pk, asset.id, Kind.LOCKED)],
+                    ids[(payee.pk, asset.id, Kind.AVAILABLE)],
+                    asset.id,
+                    value - fee,
+                    Transfer.Kind.TRADE,
+                    reference,
+                    memo,
+                )
+            )
+        if fee > 0:
+            postings.append(
+                Posting(
+                    ids[(payer.pk, asset.id, Kind.LOCKED)],
+                    ids[(None, asset.id, Kind.FEES)],
+                    asset.id,
+                    fee,
+                    Transfer.Kind.FEE,
+                    f"{reference}:fee",
+                    memo,
+                )
+            )
+        transfers_post(postings=postings)
+
+
+def balance_adjust(*, user, asset: Asset, amount, direction: str, reason: str, operator) -> Decimal:
+    """An operator's correction, recorded with who did it and why; never an edit of past transfers."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RuleViolation("reason_required", "An adjustment needs a reason.", fields={"reason": ["Required."]})
+    if direction == "credit":
+        debit, credit = (None, Kind.EXTERNAL), (user.pk, Kind.AVAILABLE)
+    elif direction == "debit":
+        debit, credit = (user.pk, Kind.AVAILABLE), (None, Kind.EXTERNAL)
+    else:
+        raise RuleViolation("invalid_direction", "Direction is credit or debit.")
+    return _move(
+        user=user,
+        asset=asset,
+        amount=amount,
+        debit=debit,
+        credit=credit,
+        kind=Transfer.Kind.ADJUSTMENT,
+        reference=None,
+        memo=f"{operator.get_username()}: {reason}",
+        created_by=operator,
+    )
+
+
+DEFAULT_PRECISION = {"USD": 8, "USDT": 8, "EUR": 8, "BTC": 8, "ETH": 8}
+
+
+def asset_get_or_create(*, code: str, precision: int | None = None, name: str = "") -> Asset:
+    code = (code or "").strip().upper()
+    if not code.isalnum() or len(code) > 16:
+        raise RuleViolation("invalid_asset", f"Asset codes are letters and digits, not {code!r}.")
+    asset, _ = Asset.objects.get_or_create(
+        code=code,
+        defaults={"precision": precision if precision is not None else DEFAULT_PRECISION.get(code, 8), "name": name},
+    )
+    return asset
