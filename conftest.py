@@ -3,6 +3,7 @@
 import pytest
 
 from accounts.tests.factories import UserFactory
+from exchange_site.testing import ShardProcess
 from ledger.services import asset_get_or_create, funds_deposit
 
 
@@ -25,6 +26,17 @@ def _ledger_invariants_hold(request):
     if request.node.get_closest_marker("bare_holds") is None:
         problems += hold_problems()
     assert problems == [], "ledger invariants broken:\n" + "\n".join(problems)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redis_keys(settings):
+    """Each test starts with none of this run's Redis keys (queues, depth, top of book)."""
+    from exchange_site import redis as redis_
+
+    client = redis_.client()
+    keys = list(client.scan_iter(match=f"{settings.REDIS_PREFIX}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture
@@ -53,3 +65,11 @@ def funded(db, usd, btc):
         return trader
 
     return make
+
+
+@pytest.fixture
+def shard_worker(transactional_db):
+    """Matching shard 0 as a real process against this run's database and Redis prefix."""
+    worker = ShardProcess(shard=0).start()
+    yield worker
+    worker.stop()

@@ -3,9 +3,13 @@ from __future__ import annotations
 from collections import defaultdict
 from decimal import Decimal
 
+from django.db.models import Q
+
+from exchange_site.errors import NotFound
 from ledger.models import LedgerAccount
 
-from .models import Order
+from .models import Order, Trade
+from .serializers import fills_of_trade
 
 
 def hold_problems() -> list[str]:
@@ -34,3 +38,53 @@ def hold_problems() -> list[str]:
         if balance != held.get(pair, Decimal(0)):
             problems.append(f"account {key}: locked {balance} but live orders hold {held.get(pair, Decimal(0))}")
     return problems
+
+
+def _page(queryset, *, cursor, limit: int):
+    if cursor:
+        queryset = queryset.filter(id__lt=cursor)
+    rows = list(queryset.order_by("-id")[: limit + 1])
+    return rows[:limit], (rows[limit - 1].pk if len(rows) > limit else None)
+
+
+def orders_for_user(
+    *, user, symbol: str | None = None, status: str = "all", cursor: int | None = None, limit: int = 100
+):
+    """The user's orders, newest first; returns (orders, next_cursor)."""
+    queryset = Order.objects.filter(user=user).select_related("market")
+    if symbol:
+        queryset = queryset.filter(market__symbol=symbol.upper())
+    if status == "open":
+        queryset = queryset.filter(status__in=Order.LIVE_STATUSES)
+    elif status == "closed":
+        queryset = queryset.filter(status__in=Order.FINAL_STATUSES)
+    return _page(queryset, cursor=cursor, limit=limit)
+
+
+def order_for_user(*, user, order_id: int) -> Order:
+    order = Order.objects.select_related("market").filter(user=user, pk=order_id).first()
+    if order is None:
+        raise NotFound("No such order.", code="order_not_found")
+    return order
+
+
+def fills_for_user(*, user, symbol: str | None = None, order_id: int | None = None, cursor=None, limit: int = 100):
+    """The user's fills (API shape), newest first; returns (fills, next_cursor)."""
+    queryset = Trade.objects.filter(Q(maker_user=user) | Q(taker_user=user)).select_related(
+        "market__base", "market__quote"
+    )
+    if symbol:
+        queryset = queryset.filter(market__symbol=symbol.upper())
+    if order_id:
+        queryset = queryset.filter(Q(maker_order_id=order_id) | Q(taker_order_id=order_id))
+    trades, next_cursor = _page(queryset, cursor=cursor, limit=limit)
+    fills = []
+    for trade in trades:
+        market = trade.market
+        for fill in fills_of_trade(
+            trade, user_id=user.pk, symbol=market.symbol, base_code=market.base.code, quote_code=market.quote.code
+        ):
+            if not order_id or fill["order_id"] == int(order_id):
+                fills.append(fill)
+    fills.sort(key=lambda fill: -fill["id"])
+    return fills, next_cursor

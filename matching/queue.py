@@ -1,0 +1,47 @@
+"""The shard command queues in Redis: a fast path that wakes the shard worker, not the record.
+
+Commands carry only an order id (``n:<id>`` place, ``c:<id>`` cancel); the worker reads the order
+from the database, which is the source of truth. A command lost with Redis is found again by the
+worker's sweep of pending orders and cancel requests.
+"""
+
+from __future__ import annotations
+
+from exchange_site import redis as redis_
+
+PLACE = "n"
+CANCEL = "c"
+
+
+def queue_key(shard: int) -> str:
+    return redis_.key("shard", shard, "commands")
+
+
+def command_push(*, shard: int, kind: str, order_id: int) -> None:
+    redis_.client().rpush(queue_key(shard), f"{kind}:{order_id}")
+
+
+def commands_pop(*, shard: int, count: int, timeout: float) -> list[tuple[str, int]]:
+    """Up to ``count`` commands in queue order, waiting at most ``timeout`` seconds for the first."""
+    client = redis_.client()
+    key = queue_key(shard)
+    raw = client.lpop(key, count) or []
+    if not raw and timeout > 0:
+        first = client.blpop([key], timeout=timeout)
+        if first:
+            raw = [first[1], *(client.lpop(key, count - 1) or [])]
+    out = []
+    for item in raw:
+        kind, _, order_id = item.decode().partition(":")
+        out.append((kind, int(order_id)))
+    return out
+
+
+def top_of_book_key(symbol: str) -> str:
+    return redis_.key("top", symbol)
+
+
+def top_of_book_get(*, symbol: str) -> tuple[str | None, str | None]:
+    """(best bid, best ask) as published by the shard worker after its last batch."""
+    bid, ask = redis_.client().hmget(top_of_book_key(symbol), ["bid", "ask"])
+    return (bid.decode() if bid else None, ask.decode() if ask else None)

@@ -1,0 +1,421 @@
+"""The shard worker: the adapter between Redis, the pure engine and the database.
+
+One process per shard (a Celery worker started with ``--shard K``, see matching/celery_step.py)
+owns the books of the markets whose ``shard`` is K; a MariaDB named lock makes sure no second
+process matches them. It reads commands from the shard's Redis queue in batches, runs them through
+the engine, settles the batch in ONE transaction (orders/settlement.py) and publishes events only
+after the commit.
+
+Recovery: the database is the record. On start the worker rebuilds each book from the open orders
+in their priority (``Order.sequence``), then processes every pending order and cancel request it
+finds, skipping what is already settled (a command whose order is no longer pending is a no-op).
+The same sweep runs every few seconds, so an order whose queue message was lost with Redis is
+still matched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+
+import MySQLdb
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import Max
+from django.utils import timezone
+
+from exchange_site import redis as redis_
+from marketdata import publish
+from orders.models import Market, Order, Trade
+from orders.serializers import dec, fills_of_trade, order_data, trade_public_data
+from orders.settlement import Batch, Fill, LiveOrder, batch_settle
+
+from . import queue
+from .engine import OrderBook
+
+log = logging.getLogger("matching.shard")
+
+LIVE = (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED)
+
+
+class ShardLockTaken(RuntimeError):
+    pass
+
+
+class MarketState:
+    """A market's book plus the unit conversions between the engine's integers and Decimals."""
+
+    def __init__(self, market: Market):
+        self.market = market
+        self.book = OrderBook(market.symbol)
+        self.tick = market.tick_size
+        self.lot = market.lot_size
+        self.notional_unit = market.tick_size * market.lot_size
+        self.next_trade_sequence = 1
+
+    def ticks(self, price: Decimal) -> int:
+        return int(price / self.tick)
+
+    def lots(self, quantity: Decimal) -> int:
+        return int(quantity / self.lot)
+
+
+class ShardWorker:
+    def __init__(self, shard: int, *, batch_size: int = 2000, sweep_seconds: float = 2.0, publish_events: bool = True):
+        self.shard = shard
+        self.batch_size = batch_size
+        self.sweep_seconds = sweep_seconds
+        self.publish_events = publish_events
+        self.markets: dict[int, MarketState] = {}
+        self.by_symbol: dict[str, MarketState] = {}
+        self.live: dict[int, LiveOrder] = {}  # resting orders
+        self.order_sequence = 0
+        self.lock_connection = None
+        self.last_sweep = 0.0
+        self.stats = {"batches": 0, "commands": 0, "trades": 0}
+
+    # --- start-up -------------------------------------------------------------------------
+
+    def acquire_lock(self) -> None:
+        db = settings.DATABASES["default"]
+        self.lock_connection = MySQLdb.connect(
+            host=db["HOST"] or "127.0.0.1",
+            port=int(db["PORT"] or 3306),
+            user=db["USER"],
+            password=db["PASSWORD"],
+            database=db["NAME"],
+        )
+        name = f"{db['NAME']}:shard:{self.shard}"
+        with self.lock_connection.cursor() as cursor:
+            # Held for the life of this connection: if the process dies, MariaDB releases it.
+            cursor.execute("SELECT GET_LOCK(%s, 10)", [name])
+            (got,) = cursor.fetchone()
+        if got != 1:
+            raise ShardLockTaken(f"another process owns shard {self.shard}")
+
+    def release_lock(self) -> None:
+        if self.lock_connection is not None:
+            self.lock_connection.close()
+            self.lock_connection = None
+
+    def load_markets(self) -> None:
+        for market in Market.objects.filter(shard=self.shard).select_related("base", "quote"):
+            if market.pk not in self.markets:
+                state = MarketState(market)
+                state.next_trade_sequence = (
+                    Trade.objects.filter(market=market).aggregate(m=Max("sequence"))["m"] or 0
+                ) + 1
+                self.markets[market.pk] = state
+                self.by_symbol[market.symbol] = state
+            else:
+                # Fees, status and the like may change while running; increments may not.
+                self.markets[market.pk].market = market
+
+    def rebuild(self) -> None:
+        """Books from the database: open orders in their original priority."""
+        self.markets.clear()
+        self.by_symbol.clear()
+        self.live.clear()
+        self.load_markets()
+        self.order_sequence = Order.objects.filter(market__shard=self.shard).aggregate(m=Max("sequence"))["m"] or 0
+        rows = Order.objects.filter(market__shard=self.shard, status__in=LIVE).order_by("sequence")
+        for order in rows.iterator(chunk_size=5000):
+            state = self.markets[order.market_id]
+            live = self._live_from_row(order)
+            live.remaining = order.quantity - order.filled_quantity
+            state.book.restore(
+                order_id=order.pk,
+                owner=order.user_id,
+                side=order.side,
+                price=state.ticks(order.price),
+                remaining=state.lots(live.remaining),
+                filled=state.lots(order.filled_quantity),
+                spent=int(order.filled_quote / state.notional_unit),
+                stp=order.stp,
+            )
+            self.live[order.pk] = live
+        for state in self.markets.values():
+            try:
+                self._publish_top(state)
+                if self.publish_events:
+                    bids, asks = state.book.depth()
+                    publish.depth_reset(
+                        symbol=state.market.symbol,
+                        bids=[(dec(p * state.tick), dec(q * state.lot)) for p, q in bids],
+                        asks=[(dec(p * state.tick), dec(q * state.lot)) for p, q in asks],
+                    )
+            except Exception:  # Redis down: matching goes on; depth is reset again on the next rebuild
+                log.exception("shard %s: cannot publish the depth of %s", self.shard, state.market.symbol)
+        log.info("shard %s: rebuilt %d markets, %d resting orders", self.shard, len(self.markets), len(self.live))
+
+    def start(self) -> None:
+        self.acquire_lock()
+        self.rebuild()
+        self.sweep(min_age=timedelta(0))
+        redis_.client().set(redis_.key("shard", self.shard, "ready"), os.getpid())
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self.start()
+        try:
+            while not stop.is_set():
+                self.step(timeout=0.5)
+        finally:
+            redis_.client().delete(redis_.key("shard", self.shard, "ready"))
+            self.release_lock()
+            connection.close()
+
+    def step(self, timeout: float = 0.5) -> int:
+        try:
+            commands = queue.commands_pop(shard=self.shard, count=self.batch_size, timeout=timeout)
+        except Exception:  # Redis down: keep matching from the database sweep until it is back
+            log.exception("shard %s: cannot read the Redis queue", self.shard)
+            commands = []
+            time.sleep(timeout)
+        if commands:
+            self.process(commands)
+        if time.monotonic() - self.last_sweep > self.sweep_seconds and self._queue_is_empty():
+            self.sweep(min_age=timedelta(seconds=self.sweep_seconds))
+        return len(commands)
+
+    def _queue_is_empty(self) -> bool:
+        # Sweep only when the queue is drained: under load, the queue brings orders in their order.
+        try:
+            return redis_.client().llen(queue.queue_key(self.shard)) == 0
+        except Exception:  # noqa: BLE001 - Redis down: the sweep is the only way orders arrive
+            return True
+
+    def sweep(self, *, min_age: timedelta) -> None:
+        """Pending orders and cancel requests the queue did not bring (lost with Redis, or a crash)."""
+        self.last_sweep = time.monotonic()
+        close_old_connections()
+        self.load_markets()
+        cutoff = timezone.now() - min_age
+        pending = list(
+            Order.objects.filter(market__shard=self.shard, status=Order.Status.PENDING, created_at__lte=cutoff)
+            .order_by("id")
+            .values_list("id", flat=True)[:100000]
+        )
+        cancels = list(
+            Order.objects.filter(market__shard=self.shard, status__in=LIVE, cancel_requested_at__lte=cutoff)
+            .order_by("cancel_requested_at", "id")
+            .values_list("id", flat=True)
+        )
+        commands = [(queue.PLACE, order_id) for order_id in pending] + [
+            (queue.CANCEL, order_id) for order_id in cancels
+        ]
+        for start in range(0, len(commands), self.batch_size):
+            self.process(commands[start : start + self.batch_size])
+        if commands:
+            log.info(
+                "shard %s: sweep processed %d pending and %d cancel requests", self.shard, len(pending), len(cancels)
+            )
+
+    # --- one batch --------------------------------------------------------------------------
+
+    def process(self, commands: list[tuple[str, int]]) -> None:
+        try:
+            self._process(commands)
+        except Exception:
+            # The engine may be ahead of the database now: start again from the record.
+            log.exception("shard %s: batch failed; rebuilding from the database", self.shard)
+            connection.close()
+            time.sleep(0.5)
+            self.rebuild()
+
+    def _process(self, commands: list[tuple[str, int]]) -> None:
+        ids = {order_id for _, order_id in commands}
+        rows = {
+            order.pk: order
+            for order in Order.objects.filter(pk__in=ids - self.live.keys(), status=Order.Status.PENDING).only(
+                "id",
+                "user_id",
+                "market_id",
+                "side",
+                "type",
+                "price",
+                "quantity",
+                "quote_quantity",
+                "protection_price",
+                "time_in_force",
+                "post_only",
+                "stp",
+                "status",
+                "filled_quantity",
+                "filled_quote",
+                "hold_remaining",
+                "reject_reason",
+                "sequence",
+                "cancel_requested_at",
+            )
+        }
+        batch = Batch()
+        touched: dict[int, set[tuple[str, int]]] = defaultdict(set)  # market id -> {(side, price ticks)}
+        for kind, order_id in commands:
+            if kind == queue.PLACE:
+                row = rows.pop(order_id, None)
+                if row is None:
+                    continue  # settled already, or not ours
+                self._place(row, batch, touched)
+            elif kind == queue.CANCEL:
+                self._cancel(order_id, rows, batch, touched)
+        if not batch.orders:
+            return
+        markets = {market_id: state.market for market_id, state in self.markets.items()}
+        trades = batch_settle(batch=batch, markets=markets)
+        self.stats["batches"] += 1
+        self.stats["commands"] += len(commands)
+        self.stats["trades"] += len(trades)
+        self._after_commit(batch, trades, touched)
+
+    def _live_from_row(self, row: Order) -> LiveOrder:
+        return LiveOrder(
+            id=row.pk,
+            user_id=row.user_id,
+            market_id=row.market_id,
+            side=row.side,
+            price=row.price,
+            status=row.status,
+            filled_quantity=row.filled_quantity,
+            filled_quote=row.filled_quote,
+            hold_remaining=row.hold_remaining,
+            sequence=row.sequence,
+            reject_reason=row.reject_reason,
+        )
+
+    def _place(self, row: Order, batch: Batch, touched) -> None:
+        state = self.markets.get(row.market_id)
+        if state is None:
+            self.load_markets()
+            state = self.markets.get(row.market_id)
+            if state is None:
+                return  # the market moved to another shard
+        taker = self._live_from_row(row)
+        batch.orders[taker.id] = taker
+        if row.cancel_requested_at is not None:
+            # Canceled before the engine saw it: it never enters the book.
+            taker.status = Order.Status.CANCELED
+            taker.reject_reason = "canceled_by_user"
+            return
+        self.order_sequence += 1
+        taker.sequence = self.order_sequence
+        market = row.type == Order.Type.MARKET
+        limit = row.protection_price if market else row.price
+        trades, updates = state.book.place(
+            order_id=row.pk,
+            owner=row.user_id,
+            side=row.side,
+            price=state.ticks(limit) if limit is not None else None,
+            quantity=state.lots(row.quantity) if row.quantity is not None else None,
+            quote_budget=int(row.quote_quantity / state.notional_unit) if row.quote_quantity is not None else None,
+            tif=row.time_in_force,
+            post_only=row.post_only,
+            stp=row.stp,
+            market=market,
+        )
+        self._apply(state, trades, updates, batch, touched, incoming=taker)
+
+    def _cancel(self, order_id: int, rows: dict[int, Order], batch: Batch, touched) -> None:
+        live = self.live.get(order_id)
+        if live is None:
+            row = rows.pop(order_id, None)
+            if row is not None:  # pending and never seen by the engine: cancel it outright
+                order = self._live_from_row(row)
+                order.status = Order.Status.CANCELED
+                order.reject_reason = "canceled_by_user"
+                batch.orders[order.id] = order
+            return
+        state = self.markets[live.market_id]
+        trades, updates = state.book.cancel(order_id=order_id)
+        self._apply(state, trades, updates, batch, touched, incoming=None)
+
+    def _apply(self, state: MarketState, trades, updates, batch: Batch, touched, incoming: LiveOrder | None) -> None:
+        tick, lot = state.tick, state.lot
+        for trade in trades:
+            maker = self.live[trade.maker_id]
+            batch.orders[maker.id] = maker
+            price = trade.price * tick
+            quantity = trade.quantity * lot
+            for order in (maker, incoming):
+                order.filled_quantity += quantity
+                order.filled_quote += price * quantity
+            batch.fills.append(Fill(state.market, state.next_trade_sequence, maker, incoming, price, quantity))
+            state.next_trade_sequence += 1
+            touched[state.market.pk].add((maker.side, trade.price))
+        for update in updates:
+            if update.status == "rejected" and update.reason == "unknown_order":
+                continue
+            order = (
+                incoming if incoming is not None and update.order_id == incoming.id else self.live.get(update.order_id)
+            )
+            if order is None:
+                continue
+            batch.orders[order.id] = order
+            order.status = update.status
+            order.remaining = update.remaining * lot
+            if update.reason and update.status not in LIVE:
+                order.reject_reason = update.reason
+            if order.price is not None:
+                touched[state.market.pk].add((order.side, state.ticks(order.price)))
+            if update.status in LIVE:
+                self.live[order.id] = order
+            else:
+                self.live.pop(order.id, None)
+
+    # --- after the commit -------------------------------------------------------------------
+
+    def _publish_top(self, state: MarketState) -> None:
+        bid, ask = state.book.best_bid(), state.book.best_ask()
+        mapping = {"bid": dec(bid * state.tick) if bid else "", "ask": dec(ask * state.tick) if ask else ""}
+        redis_.client().hset(queue.top_of_book_key(state.market.symbol), mapping=mapping)
+
+    def _after_commit(self, batch: Batch, trades: list[Trade], touched) -> None:
+        try:
+            for market_id in touched:
+                self._publish_top(self.markets[market_id])
+            if self.publish_events:
+                self._publish_events(batch, trades, touched)
+        except Exception:  # the batch is committed; a lost event must not stop matching
+            log.exception("shard %s: publishing a settled batch failed", self.shard)
+
+    def _publish_events(self, batch: Batch, trades: list[Trade], touched) -> None:
+        depth_changes = {}
+        for market_id, levels in touched.items():
+            state = self.markets[market_id]
+            changes = {"bids": [], "asks": []}
+            for side, price in sorted(levels):
+                quantity = state.book.level_quantity(side, price)
+                changes["bids" if side == Order.Side.BUY else "asks"].append(
+                    (dec(price * state.tick), dec(quantity * state.lot))
+                )
+            depth_changes[state.market.symbol] = changes
+        public_trades: dict[str, list[dict]] = defaultdict(list)
+        fills: dict[int, list[dict]] = defaultdict(list)
+        for trade in trades:
+            market = trade.market
+            public_trades[market.symbol].append(trade_public_data(trade))
+            for user_id in {trade.maker_user_id, trade.taker_user_id}:
+                fills[user_id] += fills_of_trade(
+                    trade,
+                    user_id=user_id,
+                    symbol=market.symbol,
+                    base_code=market.base.code,
+                    quote_code=market.quote.code,
+                )
+        orders: dict[int, list[dict]] = defaultdict(list)
+        symbols = {market_id: state.market.symbol for market_id, state in self.markets.items()}
+        for row in Order.objects.filter(pk__in=list(batch.orders)).select_related(None):
+            orders[row.user_id].append(order_data(row, symbol=symbols[row.market_id]))
+        publish.batch_publish(
+            depth_changes=depth_changes,
+            trades=dict(public_trades),
+            orders=dict(orders),
+            fills=dict(fills),
+            balance_users={order.user_id for order in batch.orders.values()},
+        )

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from .apis import FillListApi, OrderDetailApi, OrderListCreateApi
+
+urlpatterns = [
+    path("orders", OrderListCreateApi.as_view(), name="api-orders"),
+    path("orders/<int:order_id>", OrderDetailApi.as_view(), name="api-order"),
+    path("fills", FillListApi.as_view(), name="api-fills"),
+]
