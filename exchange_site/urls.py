@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from marketdata.views import home
@@ -11,4 +12,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("api/v1/", include("exchange_site.api_urls")),
+    path("", include("marketdata.urls")),
 ]
+# daphne serves no static files itself; Django does while DEBUG (the default for `make run`).
+urlpatterns += staticfiles_urlpatterns()

@@ -200,15 +200,22 @@ class ShardWorker:
         pending = list(
             Order.objects.filter(market__shard=self.shard, status=Order.Status.PENDING, created_at__lte=cutoff)
             .order_by("id")
-            .values_list("id", flat=True)[:100000]
+            .values_list("created_at", "id")[:100000]
         )
         cancels = list(
-            Order.objects.filter(market__shard=self.shard, status__in=LIVE, cancel_requested_at__lte=cutoff)
+            Order.objects.filter(
+                market__shard=self.shard, status__in=(Order.Status.PENDING, *LIVE), cancel_requested_at__lte=cutoff
+            )
             .order_by("cancel_requested_at", "id")
-            .values_list("id", flat=True)
+            .values_list("cancel_requested_at", "id")
         )
-        commands = [(queue.PLACE, order_id) for order_id in pending] + [
-            (queue.CANCEL, order_id) for order_id in cancels
+        # Places and cancels in the order they were accepted, as the queue would have brought them.
+        commands = [
+            (kind, order_id)
+            for _, _, kind, order_id in sorted(
+                [(at, 0, queue.PLACE, order_id) for at, order_id in pending]
+                + [(at, 1, queue.CANCEL, order_id) for at, order_id in cancels]
+            )
         ]
         for start in range(0, len(commands), self.batch_size):
             self.process(commands[start : start + self.batch_size])
@@ -298,11 +305,6 @@ class ShardWorker:
                 return  # the market moved to another shard
         taker = self._live_from_row(row)
         batch.orders[taker.id] = taker
-        if row.cancel_requested_at is not None:
-            # Canceled before the engine saw it: it never enters the book.
-            taker.status = Order.Status.CANCELED
-            taker.reject_reason = "canceled_by_user"
-            return
         self.order_sequence += 1
         taker.sequence = self.order_sequence
         market = row.type == Order.Type.MARKET
@@ -322,15 +324,14 @@ class ShardWorker:
         self._apply(state, trades, updates, batch, touched, incoming=taker)
 
     def _cancel(self, order_id: int, rows: dict[int, Order], batch: Batch, touched) -> None:
+        row = rows.pop(order_id, None)
+        if row is not None:
+            # The order's own command was lost (Redis) but it was accepted before this cancel:
+            # it meets the book first, as it would have, and the cancel applies to what rests.
+            self._place(row, batch, touched)
         live = self.live.get(order_id)
         if live is None:
-            row = rows.pop(order_id, None)
-            if row is not None:  # pending and never seen by the engine: cancel it outright
-                order = self._live_from_row(row)
-                order.status = Order.Status.CANCELED
-                order.reject_reason = "canceled_by_user"
-                batch.orders[order.id] = order
-            return
+            return  # already done: filled, expired, canceled
         state = self.markets[live.market_id]
         trades, updates = state.book.cancel(order_id=order_id)
         self._apply(state, trades, updates, batch, touched, incoming=None)
@@ -390,7 +391,7 @@ class ShardWorker:
             state = self.markets[market_id]
             changes = {"bids": [], "asks": []}
             for side, price in sorted(levels):
-                quantity = state.book.level_quantity(side, price)
+                quantity = state.book.level_quantity(side=side, price=price)
                 changes["bids" if side == Order.Side.BUY else "asks"].append(
                     (dec(price * state.tick), dec(quantity * state.lot))
                 )

@@ -8,6 +8,7 @@ from functools import partial
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from exchange_site.db import retry_on_deadlock
 from exchange_site.errors import NotFound, RuleViolation
 from ledger.models import LedgerAccount, Transfer
 from ledger.services import Posting, accounts_get_or_create, asset_get_or_create, transfers_post
@@ -129,6 +130,7 @@ def market_for_trading(*, symbol: str) -> Market:
     return market
 
 
+@retry_on_deadlock
 def order_place(
     *,
     user,
@@ -294,6 +296,7 @@ def order_place(
     return order, True
 
 
+@retry_on_deadlock
 def order_cancel(*, user, order_id: int) -> Order:
     """Ask the engine to cancel; the request travels the same queue as new orders, behind them."""
     with transaction.atomic(durable=True):

@@ -205,7 +205,9 @@ def _orders_update(orders, now) -> None:
                 [value for row in chunk for value in row],
             )
         cursor.execute(
-            f"UPDATE {table} o JOIN settle_orders s ON o.id = s.id SET o.status = s.status,"
+            # Driven by the small table: a scan of the orders table would wait on rows that
+            # concurrent order placements are inserting, while they wait on our account locks.
+            f"UPDATE settle_orders s STRAIGHT_JOIN {table} o ON o.id = s.id SET o.status = s.status,"
             " o.filled_quantity = s.filled_quantity, o.filled_quote = s.filled_quote,"
             " o.hold_remaining = s.hold_remaining, o.sequence = s.sequence, o.reject_reason = s.reject_reason,"
             " o.updated_at = s.updated_at"
