@@ -155,3 +155,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# Matching shards: commands read from Redis and settled per transaction; how often (seconds of an
+# empty queue) a shard looks in the database for orders whose queue message was lost.
+SHARD_BATCH_SIZE = env.int("SHARD_BATCH_SIZE", default=2000)
+SHARD_SWEEP_SECONDS = env.float("SHARD_SWEEP_SECONDS", default=2.0)

@@ -16,7 +16,9 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
+from exchange_site.db import insert_rows
 from exchange_site.errors import RuleViolation
 
 from .models import Asset, LedgerAccount, Transfer
@@ -132,22 +134,35 @@ def transfers_post(*, postings: Sequence[Posting], created_by_id: int | None = N
             _, kind, balance, asset_id = accounts[account]
             if kind in LedgerAccount.USER_KINDS and balance + delta < 0:
                 raise InsufficientFunds(Asset.objects.get(pk=asset_id).code)
+        now = timezone.now()
         try:
-            Transfer.objects.bulk_create(
+            insert_rows(
+                Transfer._meta.db_table,
                 [
-                    Transfer(
-                        asset_id=p.asset_id,
-                        debit_account_id=p.debit_id,
-                        credit_account_id=p.credit_id,
-                        amount=p.amount,
-                        kind=p.kind,
-                        reference=p.reference,
-                        memo=p.memo[:255],
-                        created_by_id=created_by_id,
+                    "asset_id",
+                    "debit_account_id",
+                    "credit_account_id",
+                    "amount",
+                    "kind",
+                    "reference",
+                    "memo",
+                    "created_by_id",
+                    "created_at",
+                ],
+                [
+                    (
+                        p.asset_id,
+                        p.debit_id,
+                        p.credit_id,
+                        p.amount,
+                        p.kind,
+                        p.reference,
+                        p.memo[:255],
+                        created_by_id,
+                        now,
                     )
                     for p in postings
                 ],
-                batch_size=2000,
             )
         except IntegrityError as exc:
             raise RuleViolation("duplicate_reference", "This operation was already recorded.", status_code=409) from exc

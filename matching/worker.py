@@ -33,7 +33,7 @@ from exchange_site import redis as redis_
 from marketdata import publish
 from orders.models import Market, Order, Trade
 from orders.serializers import dec, fills_of_trade, order_data, trade_public_data
-from orders.settlement import Batch, Fill, LiveOrder, batch_settle
+from orders.settlement import Batch, Fill, LiveOrder, SettledTrade, batch_settle
 
 from . import queue
 from .engine import OrderBook
@@ -41,6 +41,29 @@ from .engine import OrderBook
 log = logging.getLogger("matching.shard")
 
 LIVE = (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED)
+LIVE_FIELDS = (
+    "id",
+    "user_id",
+    "market_id",
+    "side",
+    "type",
+    "price",
+    "quantity",
+    "quote_quantity",
+    "time_in_force",
+    "post_only",
+    "stp",
+    "client_order_id",
+    "created_at",
+    "updated_at",
+    "status",
+    "filled_quantity",
+    "filled_quote",
+    "hold_remaining",
+    "sequence",
+    "reject_reason",
+    "protection_price",
+)
 
 
 class ShardLockTaken(RuntimeError):
@@ -66,10 +89,17 @@ class MarketState:
 
 
 class ShardWorker:
-    def __init__(self, shard: int, *, batch_size: int = 2000, sweep_seconds: float = 2.0, publish_events: bool = True):
+    def __init__(
+        self,
+        shard: int,
+        *,
+        batch_size: int | None = None,
+        sweep_seconds: float | None = None,
+        publish_events: bool = True,
+    ):
         self.shard = shard
-        self.batch_size = batch_size
-        self.sweep_seconds = sweep_seconds
+        self.batch_size = batch_size or settings.SHARD_BATCH_SIZE
+        self.sweep_seconds = sweep_seconds if sweep_seconds is not None else settings.SHARD_SWEEP_SECONDS
         self.publish_events = publish_events
         self.markets: dict[int, MarketState] = {}
         self.by_symbol: dict[str, MarketState] = {}
@@ -123,22 +153,26 @@ class ShardWorker:
         self.live.clear()
         self.load_markets()
         self.order_sequence = Order.objects.filter(market__shard=self.shard).aggregate(m=Max("sequence"))["m"] or 0
-        rows = Order.objects.filter(market__shard=self.shard, status__in=LIVE).order_by("sequence")
-        for order in rows.iterator(chunk_size=5000):
-            state = self.markets[order.market_id]
-            live = self._live_from_row(order)
-            live.remaining = order.quantity - order.filled_quantity
+        rows = (
+            Order.objects.filter(market__shard=self.shard, status__in=LIVE)
+            .order_by("sequence")
+            .values_list(*LIVE_FIELDS)
+        )
+        for values in rows.iterator(chunk_size=5000):
+            live = LiveOrder(**dict(zip(LIVE_FIELDS, values, strict=True)))
+            state = self.markets[live.market_id]
+            live.remaining = live.quantity - live.filled_quantity
             state.book.restore(
-                order_id=order.pk,
-                owner=order.user_id,
-                side=order.side,
-                price=state.ticks(order.price),
+                order_id=live.id,
+                owner=live.user_id,
+                side=live.side,
+                price=state.ticks(live.price),
                 remaining=state.lots(live.remaining),
-                filled=state.lots(order.filled_quantity),
-                spent=int(order.filled_quote / state.notional_unit),
-                stp=order.stp,
+                filled=state.lots(live.filled_quantity),
+                spent=int(live.filled_quote / state.notional_unit),
+                stp=live.stp,
             )
-            self.live[order.pk] = live
+            self.live[live.id] = live
         for state in self.markets.values():
             try:
                 self._publish_top(state)
@@ -239,37 +273,19 @@ class ShardWorker:
     def _process(self, commands: list[tuple[str, int]]) -> None:
         ids = {order_id for _, order_id in commands}
         rows = {
-            order.pk: order
-            for order in Order.objects.filter(pk__in=ids - self.live.keys(), status=Order.Status.PENDING).only(
-                "id",
-                "user_id",
-                "market_id",
-                "side",
-                "type",
-                "price",
-                "quantity",
-                "quote_quantity",
-                "protection_price",
-                "time_in_force",
-                "post_only",
-                "stp",
-                "status",
-                "filled_quantity",
-                "filled_quote",
-                "hold_remaining",
-                "reject_reason",
-                "sequence",
-                "cancel_requested_at",
+            values[0]: LiveOrder(**dict(zip(LIVE_FIELDS, values, strict=True)))
+            for values in Order.objects.filter(pk__in=ids - self.live.keys(), status=Order.Status.PENDING).values_list(
+                *LIVE_FIELDS
             )
         }
         batch = Batch()
         touched: dict[int, set[tuple[str, int]]] = defaultdict(set)  # market id -> {(side, price ticks)}
         for kind, order_id in commands:
             if kind == queue.PLACE:
-                row = rows.pop(order_id, None)
-                if row is None:
+                order = rows.pop(order_id, None)
+                if order is None:
                     continue  # settled already, or not ours
-                self._place(row, batch, touched)
+                self._place(order, batch, touched)
             elif kind == queue.CANCEL:
                 self._cancel(order_id, rows, batch, touched)
         if not batch.orders:
@@ -281,49 +297,33 @@ class ShardWorker:
         self.stats["trades"] += len(trades)
         self._after_commit(batch, trades, touched)
 
-    def _live_from_row(self, row: Order) -> LiveOrder:
-        return LiveOrder(
-            id=row.pk,
-            user_id=row.user_id,
-            market_id=row.market_id,
-            side=row.side,
-            price=row.price,
-            status=row.status,
-            filled_quantity=row.filled_quantity,
-            filled_quote=row.filled_quote,
-            hold_remaining=row.hold_remaining,
-            sequence=row.sequence,
-            reject_reason=row.reject_reason,
-        )
-
-    def _place(self, row: Order, batch: Batch, touched) -> None:
-        state = self.markets.get(row.market_id)
+    def _place(self, taker: LiveOrder, batch: Batch, touched) -> None:
+        state = self.markets.get(taker.market_id)
         if state is None:
             self.load_markets()
-            state = self.markets.get(row.market_id)
+            state = self.markets.get(taker.market_id)
             if state is None:
                 return  # the market moved to another shard
-        taker = self._live_from_row(row)
         batch.orders[taker.id] = taker
         self.order_sequence += 1
         taker.sequence = self.order_sequence
-        market = row.type == Order.Type.MARKET
-        limit = row.protection_price if market else row.price
+        market = taker.type == Order.Type.MARKET
+        limit = taker.protection_price if market else taker.price
         trades, updates = state.book.place(
-            order_id=row.pk,
-            owner=row.user_id,
-            side=row.side,
+            order_id=taker.id,
+            owner=taker.user_id,
+            side=taker.side,
             price=state.ticks(limit) if limit is not None else None,
-            quantity=state.lots(row.quantity) if row.quantity is not None else None,
-            quote_budget=int(row.quote_quantity / state.notional_unit) if row.quote_quantity is not None else None,
-            tif=row.time_in_force,
-            post_only=row.post_only,
-            stp=row.stp,
+            quantity=state.lots(taker.quantity) if taker.quantity is not None else None,
+            quote_budget=int(taker.quote_quantity / state.notional_unit) if taker.quote_quantity is not None else None,
+            tif=taker.time_in_force,
+            post_only=taker.post_only,
+            stp=taker.stp,
             market=market,
         )
         self._apply(state, trades, updates, batch, touched, incoming=taker)
 
-    def _cancel(self, order_id: int, rows: dict[int, Order], batch: Batch, touched) -> None:
+    def _cancel(self, order_id: int, rows: dict[int, LiveOrder], batch: Batch, touched) -> None:
         row = rows.pop(order_id, None)
         if row is not None:
             # The order's own command was lost (Redis) but it was accepted before this cancel:
@@ -376,7 +376,7 @@ class ShardWorker:
         mapping = {"bid": dec(bid * state.tick) if bid else "", "ask": dec(ask * state.tick) if ask else ""}
         redis_.client().hset(queue.top_of_book_key(state.market.symbol), mapping=mapping)
 
-    def _after_commit(self, batch: Batch, trades: list[Trade], touched) -> None:
+    def _after_commit(self, batch: Batch, trades: list[SettledTrade], touched) -> None:
         try:
             for market_id in touched:
                 self._publish_top(self.markets[market_id])
@@ -385,7 +385,7 @@ class ShardWorker:
         except Exception:  # the batch is committed; a lost event must not stop matching
             log.exception("shard %s: publishing a settled batch failed", self.shard)
 
-    def _publish_events(self, batch: Batch, trades: list[Trade], touched) -> None:
+    def _publish_events(self, batch: Batch, trades: list[SettledTrade], touched) -> None:
         depth_changes = {}
         for market_id, levels in touched.items():
             state = self.markets[market_id]
@@ -410,9 +410,8 @@ class ShardWorker:
                     quote_code=market.quote.code,
                 )
         orders: dict[int, list[dict]] = defaultdict(list)
-        symbols = {market_id: state.market.symbol for market_id, state in self.markets.items()}
-        for row in Order.objects.filter(pk__in=list(batch.orders)).select_related(None):
-            orders[row.user_id].append(order_data(row, symbol=symbols[row.market_id]))
+        for order in batch.orders.values():
+            orders[order.user_id].append(order_data(order, symbol=self.markets[order.market_id].market.symbol))
         publish.batch_publish(
             depth_changes=depth_changes,
             trades=dict(public_trades),

@@ -15,12 +15,16 @@ so settling the same batch twice fails on the unique constraints instead of movi
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import ROUND_UP, Decimal
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from exchange_site.db import datetime_literal, insert_rows
 from ledger.models import Asset, LedgerAccount, Transfer
 from ledger.services import Posting, accounts_get_or_create, transfers_post
 
@@ -31,13 +35,22 @@ AVAILABLE, LOCKED, FEES = LedgerAccount.Kind.AVAILABLE, LedgerAccount.Kind.LOCKE
 
 @dataclass(slots=True)
 class LiveOrder:
-    """What settlement needs to know of an order; the worker keeps one per order it is handling."""
+    """An order the worker is handling: what settlement changes, and what the order object shows."""
 
     id: int
     user_id: int
     market_id: int
     side: str
+    type: str
     price: Decimal | None
+    quantity: Decimal | None
+    quote_quantity: Decimal | None
+    time_in_force: str
+    post_only: bool
+    stp: str
+    client_order_id: str | None
+    created_at: datetime
+    updated_at: datetime
     status: str
     filled_quantity: Decimal
     filled_quote: Decimal
@@ -45,6 +58,11 @@ class LiveOrder:
     sequence: int | None = None
     reject_reason: str = ""
     remaining: Decimal = Decimal(0)  # resting quantity after this batch
+    protection_price: Decimal | None = None
+
+    @property
+    def pk(self) -> int:
+        return self.id
 
 
 @dataclass(slots=True)
@@ -55,6 +73,29 @@ class Fill:
     taker: LiveOrder
     price: Decimal
     quantity: Decimal
+
+
+@dataclass(slots=True)
+class SettledTrade:
+    """A trade as written (the Trade row's fields), without the cost of a model instance per fill."""
+
+    market: Market
+    sequence: int
+    maker_order_id: int
+    taker_order_id: int
+    maker_user_id: int
+    taker_user_id: int
+    taker_side: str
+    price: Decimal
+    quantity: Decimal
+    maker_fee: Decimal
+    taker_fee: Decimal
+    created_at: datetime
+    pk: int | None = None
+
+    @property
+    def market_id(self) -> int:
+        return self.market.pk
 
 
 @dataclass
@@ -77,65 +118,54 @@ def required_hold(order: LiveOrder) -> Decimal:
     return order.remaining * order.price if order.side == Order.Side.BUY else order.remaining
 
 
-def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[Trade]:
-    """Write one engine batch atomically. Returns the Trade rows created (with ids)."""
+def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[SettledTrade]:
+    """Write one engine batch atomically. Returns the trades written (with ids)."""
     now = timezone.now()
-    trades: list[Trade] = []
-    legs: list[
-        tuple[int, Asset, int, str, Decimal, str, str]
-    ] = []  # payer, asset, payee, payee_kind, amount, kind, ref
+    trades: list[SettledTrade] = []
+    assets: dict[int, Asset] = {}
+    # Trade legs are netted per (payer, asset, payee account, kind) within the batch: one transfer
+    # per pair instead of four per trade; each Trade row keeps its own price, quantity and fees.
+    legs: dict[tuple[int, int, int | None, str, str], Decimal] = defaultdict(Decimal)
 
     for fill in batch.fills:
         market = fill.market
-        buyer, seller = (fill.taker, fill.maker) if fill.taker.side == Order.Side.BUY else (fill.maker, fill.taker)
+        base, quote = market.base, market.quote
+        assets[base.pk], assets[quote.pk] = base, quote
+        maker, taker = fill.maker, fill.taker
+        buyer, seller = (taker, maker) if taker.side == Order.Side.BUY else (maker, taker)
         notional = fill.price * fill.quantity
-        buyer_rate = market.taker_fee if buyer is fill.taker else market.maker_fee
-        seller_rate = market.taker_fee if seller is fill.taker else market.maker_fee
-        buyer_fee = fee_of(fill.quantity, buyer_rate, market.base)  # buyer receives base
-        seller_fee = fee_of(notional, seller_rate, market.quote)  # seller receives quote
-        ref = f"trade:{market.pk}:{fill.sequence}"
-        legs += [
-            (
-                buyer.user_id,
-                market.quote,
-                seller.user_id,
-                AVAILABLE,
-                notional - seller_fee,
-                Transfer.Kind.TRADE,
-                f"{ref}:quote",
-            ),
-            (buyer.user_id, market.quote, None, FEES, seller_fee, Transfer.Kind.FEE, f"{ref}:quote-fee"),
-            (
-                seller.user_id,
-                market.base,
-                buyer.user_id,
-                AVAILABLE,
-                fill.quantity - buyer_fee,
-                Transfer.Kind.TRADE,
-                f"{ref}:base",
-            ),
-            (seller.user_id, market.base, None, FEES, buyer_fee, Transfer.Kind.FEE, f"{ref}:base-fee"),
-        ]
+        buyer_fee = fee_of(fill.quantity, market.taker_fee if buyer is taker else market.maker_fee, base)
+        seller_fee = fee_of(notional, market.taker_fee if seller is taker else market.maker_fee, quote)
+        legs[(buyer.user_id, quote.pk, seller.user_id, AVAILABLE, Transfer.Kind.TRADE)] += notional - seller_fee
+        legs[(buyer.user_id, quote.pk, None, FEES, Transfer.Kind.FEE)] += seller_fee
+        legs[(seller.user_id, base.pk, buyer.user_id, AVAILABLE, Transfer.Kind.TRADE)] += fill.quantity - buyer_fee
+        legs[(seller.user_id, base.pk, None, FEES, Transfer.Kind.FEE)] += buyer_fee
         buyer.hold_remaining -= notional
         seller.hold_remaining -= fill.quantity
         trades.append(
-            Trade(
-                market=market,
-                sequence=fill.sequence,
-                maker_order_id=fill.maker.id,
-                taker_order_id=fill.taker.id,
-                maker_user_id=fill.maker.user_id,
-                taker_user_id=fill.taker.user_id,
-                taker_side=fill.taker.side,
-                price=fill.price,
-                quantity=fill.quantity,
-                maker_fee=buyer_fee if buyer is fill.maker else seller_fee,
-                taker_fee=buyer_fee if buyer is fill.taker else seller_fee,
-                created_at=now,
+            SettledTrade(
+                market,
+                fill.sequence,
+                maker.id,
+                taker.id,
+                maker.user_id,
+                taker.user_id,
+                taker.side,
+                fill.price,
+                fill.quantity,
+                buyer_fee if buyer is maker else seller_fee,
+                buyer_fee if buyer is taker else seller_fee,
+                now,
             )
         )
 
+    batch_ref = _batch_reference(batch)
+    entries = [
+        (payer, assets[asset_id], payee, payee_kind, amount, kind, f"{batch_ref}:{n}")
+        for n, ((payer, asset_id, payee, payee_kind, kind), amount) in enumerate(legs.items())
+    ]
     for order in batch.orders.values():
+        order.updated_at = now
         excess = order.hold_remaining - required_hold(order)
         if excess < 0:
             raise AssertionError(f"order {order.id} holds {order.hold_remaining}, needs {required_hold(order)}")
@@ -145,7 +175,7 @@ def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[Trade]:
             # An order releases at most twice: what its resting remainder no longer needs once it is placed
             # (price improvement), and everything left when it ends. The reference names which.
             stage = "placed" if required_hold(order) else "final"
-            legs.append(
+            entries.append(
                 (
                     order.user_id,
                     asset,
@@ -158,10 +188,10 @@ def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[Trade]:
             )
             order.hold_remaining -= excess
 
-    legs = [leg for leg in legs if leg[4] > 0]
+    entries = [entry for entry in entries if entry[4] > 0]
     account_ids = accounts_get_or_create(
-        specs={(payer, asset, LOCKED) for payer, asset, *_ in legs}
-        | {(payee, asset, payee_kind) for _, asset, payee, payee_kind, *_ in legs}
+        specs={(payer, asset, LOCKED) for payer, asset, *_ in entries}
+        | {(payee, asset, payee_kind) for _, asset, payee, payee_kind, *_ in entries}
     )
     postings = [
         Posting(
@@ -172,20 +202,75 @@ def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[Trade]:
             kind=kind,
             reference=ref,
         )
-        for payer, asset, payee, payee_kind, amount, kind, ref in legs
+        for payer, asset, payee, payee_kind, amount, kind, ref in entries
     ]
 
     with transaction.atomic(durable=True):
         transfers_post(postings=postings)
         _orders_update(batch.orders.values(), now)
-        Trade.objects.bulk_create(trades, batch_size=2000)
+        created_at = datetime_literal(now)
+        ids = insert_rows(
+            Trade._meta.db_table,
+            [
+                "market_id",
+                "sequence",
+                "maker_order_id",
+                "taker_order_id",
+                "maker_user_id",
+                "taker_user_id",
+                "taker_side",
+                "price",
+                "quantity",
+                "maker_fee",
+                "taker_fee",
+                "created_at",
+            ],
+            [
+                (
+                    t.market.pk,
+                    t.sequence,
+                    t.maker_order_id,
+                    t.taker_order_id,
+                    t.maker_user_id,
+                    t.taker_user_id,
+                    t.taker_side,
+                    t.price,
+                    t.quantity,
+                    t.maker_fee,
+                    t.taker_fee,
+                    created_at,
+                )
+                for t in trades
+            ],
+            returning="id",
+        )
+    for trade, trade_id in zip(trades, ids, strict=True):
+        trade.pk = trade_id
     return trades
+
+
+def _batch_reference(batch: Batch) -> str:
+    """Unique per batch: the markets and trade sequences it covers (both unique), or a random key."""
+    if batch.fills:
+        first, last = batch.fills[0], batch.fills[-1]
+        return f"settle:{first.market.pk}.{first.sequence}-{last.market.pk}.{last.sequence}"
+    return f"settle:{uuid.uuid4().hex}"
 
 
 def _orders_update(orders, now) -> None:
     """One UPDATE ... JOIN for every order row the batch changed."""
+    updated_at = datetime_literal(now)
     rows = [
-        (o.id, o.status, o.filled_quantity, o.filled_quote, o.hold_remaining, o.sequence, o.reject_reason[:40], now)
+        (
+            o.id,
+            o.status,
+            o.filled_quantity,
+            o.filled_quote,
+            o.hold_remaining,
+            o.sequence,
+            o.reject_reason[:40],
+            updated_at,
+        )
         for o in orders
     ]
     if not rows:
@@ -198,12 +283,21 @@ def _orders_update(orders, now) -> None:
             " hold_remaining DECIMAL(36,18), sequence BIGINT NULL, reject_reason VARCHAR(40), updated_at DATETIME(6))"
         )
         cursor.execute("DELETE FROM settle_orders")
-        for start in range(0, len(rows), 1000):
-            chunk = rows[start : start + 1000]
-            cursor.execute(
-                "INSERT INTO settle_orders VALUES " + ",".join(["(%s,%s,%s,%s,%s,%s,%s,%s)"] * len(chunk)),
-                [value for row in chunk for value in row],
-            )
+    insert_rows(
+        "settle_orders",
+        [
+            "id",
+            "status",
+            "filled_quantity",
+            "filled_quote",
+            "hold_remaining",
+            "sequence",
+            "reject_reason",
+            "updated_at",
+        ],
+        rows,
+    )
+    with connection.cursor() as cursor:
         cursor.execute(
             # Driven by the small table: a scan of the orders table would wait on rows that
             # concurrent order placements are inserting, while they wait on our account locks.
