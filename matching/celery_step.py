@@ -39,7 +39,7 @@ class ShardStep(bootsteps.StartStopStep):
         from .worker import ShardWorker
 
         try:
-            ShardWorker(self.shard).run(self.stop_event)
+            ShardWorker(self.shard, pipelined=True).run(self.stop_event)
         except BaseException:
             log.exception("shard %s stopped on an error; stopping the worker so its supervisor restarts it", self.shard)
             os.kill(os.getpid(), signal.SIGTERM)

@@ -20,8 +20,10 @@ import os
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from queue import Queue
 
 import MySQLdb
 from django.conf import settings
@@ -33,7 +35,7 @@ from exchange_site import redis as redis_
 from marketdata import publish
 from orders.models import Market, Order, Trade
 from orders.serializers import dec, fills_of_trade, order_data, trade_public_data
-from orders.settlement import Batch, Fill, LiveOrder, SettledTrade, batch_settle
+from orders.settlement import Batch, Fill, LiveOrder, PreparedBatch, SettledTrade, batch_prepare, batch_write
 
 from . import queue
 from .engine import OrderBook
@@ -96,6 +98,7 @@ class ShardWorker:
         batch_size: int | None = None,
         sweep_seconds: float | None = None,
         publish_events: bool = True,
+        pipelined: bool = False,
     ):
         self.shard = shard
         self.batch_size = batch_size or settings.SHARD_BATCH_SIZE
@@ -108,6 +111,9 @@ class ShardWorker:
         self.lock_connection = None
         self.last_sweep = 0.0
         self.stats = {"batches": 0, "commands": 0, "trades": 0}
+        # Orders of batches matched but not yet committed: the database still shows them pending.
+        self.in_flight: set[int] = set()
+        self.committer = Committer(self) if pipelined else None
 
     # --- start-up -------------------------------------------------------------------------
 
@@ -196,11 +202,15 @@ class ShardWorker:
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        if self.committer is not None:
+            self.committer.start()
         self.start()
         try:
             while not stop.is_set():
                 self.step(timeout=0.5)
         finally:
+            if self.committer is not None:
+                self.committer.close()
             redis_.client().delete(redis_.key("shard", self.shard, "ready"))
             self.release_lock()
             connection.close()
@@ -227,6 +237,7 @@ class ShardWorker:
 
     def sweep(self, *, min_age: timedelta) -> None:
         """Pending orders and cancel requests the queue did not bring (lost with Redis, or a crash)."""
+        self.drain()
         self.last_sweep = time.monotonic()
         close_old_connections()
         self.load_markets()
@@ -260,23 +271,42 @@ class ShardWorker:
 
     # --- one batch --------------------------------------------------------------------------
 
+    def drain(self) -> None:
+        """Wait until every matched batch is committed (or failed); rebuild if one failed."""
+        if self.committer is None:
+            return
+        self.committer.queue.join()
+        if self.committer.failed.is_set():
+            self.recover()
+
+    def recover(self) -> None:
+        # The engine is ahead of the database: start again from the record. The orders of the lost
+        # batches are still pending there, and the sweep brings them back.
+        log.error("shard %s: a batch failed; rebuilding from the database", self.shard)
+        if self.committer is not None:
+            self.committer.queue.join()
+            self.committer.failed.clear()
+        self.in_flight.clear()
+        connection.close()
+        time.sleep(0.5)
+        self.rebuild()
+        self.last_sweep = 0.0
+
     def process(self, commands: list[tuple[str, int]]) -> None:
+        if self.committer is not None and self.committer.failed.is_set():
+            self.recover()
         try:
             self._process(commands)
         except Exception:
-            # The engine may be ahead of the database now: start again from the record.
-            log.exception("shard %s: batch failed; rebuilding from the database", self.shard)
-            connection.close()
-            time.sleep(0.5)
-            self.rebuild()
+            log.exception("shard %s: matching a batch failed", self.shard)
+            self.drain()
+            self.recover()
 
     def _process(self, commands: list[tuple[str, int]]) -> None:
-        ids = {order_id for _, order_id in commands}
+        ids = {order_id for _, order_id in commands} - self.live.keys() - self.in_flight
         rows = {
             values[0]: LiveOrder(**dict(zip(LIVE_FIELDS, values, strict=True)))
-            for values in Order.objects.filter(pk__in=ids - self.live.keys(), status=Order.Status.PENDING).values_list(
-                *LIVE_FIELDS
-            )
+            for values in Order.objects.filter(pk__in=ids, status=Order.Status.PENDING).values_list(*LIVE_FIELDS)
         }
         batch = Batch()
         touched: dict[int, set[tuple[str, int]]] = defaultdict(set)  # market id -> {(side, price ticks)}
@@ -284,18 +314,29 @@ class ShardWorker:
             if kind == queue.PLACE:
                 order = rows.pop(order_id, None)
                 if order is None:
-                    continue  # settled already, or not ours
+                    continue  # settled already, in flight, or not ours
                 self._place(order, batch, touched)
             elif kind == queue.CANCEL:
                 self._cancel(order_id, rows, batch, touched)
         if not batch.orders:
             return
         markets = {market_id: state.market for market_id, state in self.markets.items()}
-        trades = batch_settle(batch=batch, markets=markets)
+        prepared = batch_prepare(batch=batch, markets=markets)
+        # What the world sees after the commit is taken now: the engine moves on meanwhile.
+        item = CommitItem(prepared, self._events_after(batch, touched), set(batch.orders), len(commands))
+        self.in_flight |= item.order_ids
+        if self.committer is None:
+            self.commit(item)
+        else:
+            self.committer.queue.put(item)
+
+    def commit(self, item: CommitItem) -> None:
+        trades = batch_write(prepared=item.prepared)
+        self.in_flight -= item.order_ids
         self.stats["batches"] += 1
-        self.stats["commands"] += len(commands)
+        self.stats["commands"] += item.commands
         self.stats["trades"] += len(trades)
-        self._after_commit(batch, trades, touched)
+        self._after_commit(item, trades)
 
     def _place(self, taker: LiveOrder, batch: Batch, touched) -> None:
         state = self.markets.get(taker.market_id)
@@ -376,19 +417,18 @@ class ShardWorker:
         mapping = {"bid": dec(bid * state.tick) if bid else "", "ask": dec(ask * state.tick) if ask else ""}
         redis_.client().hset(queue.top_of_book_key(state.market.symbol), mapping=mapping)
 
-    def _after_commit(self, batch: Batch, trades: list[SettledTrade], touched) -> None:
-        try:
-            for market_id in touched:
-                self._publish_top(self.markets[market_id])
-            if self.publish_events:
-                self._publish_events(batch, trades, touched)
-        except Exception:  # the batch is committed; a lost event must not stop matching
-            log.exception("shard %s: publishing a settled batch failed", self.shard)
-
-    def _publish_events(self, batch: Batch, trades: list[SettledTrade], touched) -> None:
+    def _events_after(self, batch: Batch, touched) -> dict:
+        tops = {}
         depth_changes = {}
         for market_id, levels in touched.items():
             state = self.markets[market_id]
+            bid, ask = state.book.best_bid(), state.book.best_ask()
+            tops[state.market.symbol] = {
+                "bid": dec(bid * state.tick) if bid else "",
+                "ask": dec(ask * state.tick) if ask else "",
+            }
+            if not self.publish_events:
+                continue
             changes = {"bids": [], "asks": []}
             for side, price in sorted(levels):
                 quantity = state.book.level_quantity(side=side, price=price)
@@ -396,26 +436,81 @@ class ShardWorker:
                     (dec(price * state.tick), dec(quantity * state.lot))
                 )
             depth_changes[state.market.symbol] = changes
-        public_trades: dict[str, list[dict]] = defaultdict(list)
-        fills: dict[int, list[dict]] = defaultdict(list)
-        for trade in trades:
-            market = trade.market
-            public_trades[market.symbol].append(trade_public_data(trade))
-            for user_id in {trade.maker_user_id, trade.taker_user_id}:
-                fills[user_id] += fills_of_trade(
-                    trade,
-                    user_id=user_id,
-                    symbol=market.symbol,
-                    base_code=market.base.code,
-                    quote_code=market.quote.code,
-                )
         orders: dict[int, list[dict]] = defaultdict(list)
-        for order in batch.orders.values():
-            orders[order.user_id].append(order_data(order, symbol=self.markets[order.market_id].market.symbol))
-        publish.batch_publish(
-            depth_changes=depth_changes,
-            trades=dict(public_trades),
-            orders=dict(orders),
-            fills=dict(fills),
-            balance_users={order.user_id for order in batch.orders.values()},
-        )
+        if self.publish_events:
+            for order in batch.orders.values():
+                orders[order.user_id].append(order_data(order, symbol=self.markets[order.market_id].market.symbol))
+        return {"tops": tops, "depth_changes": depth_changes, "orders": dict(orders)}
+
+    def _after_commit(self, item: CommitItem, trades: list[SettledTrade]) -> None:
+        events = item.events
+        try:
+            client = redis_.client()
+            for symbol, top in events["tops"].items():
+                client.hset(queue.top_of_book_key(symbol), mapping=top)
+            if not self.publish_events:
+                return
+            public_trades: dict[str, list[dict]] = defaultdict(list)
+            fills: dict[int, list[dict]] = defaultdict(list)
+            for trade in trades:
+                market = trade.market
+                public_trades[market.symbol].append(trade_public_data(trade))
+                for user_id in {trade.maker_user_id, trade.taker_user_id}:
+                    fills[user_id] += fills_of_trade(
+                        trade,
+                        user_id=user_id,
+                        symbol=market.symbol,
+                        base_code=market.base.code,
+                        quote_code=market.quote.code,
+                    )
+            publish.batch_publish(
+                depth_changes=events["depth_changes"],
+                trades=dict(public_trades),
+                orders=events["orders"],
+                fills=dict(fills),
+                balance_users=set(events["orders"]) | set(fills),
+            )
+        except Exception:  # the batch is committed; a lost event must not stop matching
+            log.exception("shard %s: publishing a settled batch failed", self.shard)
+
+
+@dataclass(slots=True)
+class CommitItem:
+    prepared: PreparedBatch
+    events: dict
+    order_ids: set[int]
+    commands: int
+
+
+class Committer(threading.Thread):
+    """Writes matched batches in order on its own connection while the shard matches the next one.
+
+    The database round trips of batch N overlap the matching of batch N+1. After a failure it
+    skips what is queued; the shard then rebuilds from the database (ShardWorker.recover).
+    """
+
+    def __init__(self, worker: ShardWorker):
+        super().__init__(name=f"shard-{worker.shard}-commit", daemon=True)
+        self.worker = worker
+        self.queue: Queue[CommitItem | None] = Queue(maxsize=2)
+        self.failed = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            try:
+                if item is None:
+                    connection.close()
+                    return
+                if not self.failed.is_set():
+                    self.worker.commit(item)
+            except Exception:
+                log.exception("shard %s: committing a batch failed", self.worker.shard)
+                self.failed.set()
+                connection.close()
+            finally:
+                self.queue.task_done()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.join(timeout=60)

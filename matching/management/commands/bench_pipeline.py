@@ -37,11 +37,11 @@ class TimedShardWorker(ShardWorker):
         super().__init__(*args, **kwargs)
         self.committed_at: dict[int, float] = {}
 
-    def _after_commit(self, batch, trades, touched):
+    def _after_commit(self, item, trades):
         now = time.perf_counter()
-        for order_id in batch.orders:
+        for order_id in item.order_ids:
             self.committed_at.setdefault(order_id, now)
-        super()._after_commit(batch, trades, touched)
+        super()._after_commit(item, trades)
 
 
 class Command(BaseCommand):
@@ -56,7 +56,7 @@ class Command(BaseCommand):
     def handle(self, *args, orders: int, traders: int, seed: int, batch_size: int | None, **options):
         market, users = self.prepare(traders)
         # The worker starts first: its start-up sweep would otherwise settle the orders before any push.
-        worker = TimedShardWorker(SHARD, batch_size=batch_size, sweep_seconds=3600)
+        worker = TimedShardWorker(SHARD, batch_size=batch_size, sweep_seconds=3600, pipelined=True)
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
         ready = redis_.key("shard", SHARD, "ready")
@@ -120,7 +120,13 @@ class Command(BaseCommand):
         bench = asset_get_or_create(code="BENCH")
         market, _ = Market.objects.get_or_create(
             symbol=SYMBOL,
-            defaults={"base": bench, "quote": usd, "tick_size": Decimal("0.01"), "lot_size": Decimal("0.001"), "shard": SHARD},
+            defaults={
+                "base": bench,
+                "quote": usd,
+                "tick_size": Decimal("0.01"),
+                "lot_size": Decimal("0.001"),
+                "shard": SHARD,
+            },
         )
         User = get_user_model()
         users = []
@@ -146,8 +152,15 @@ class Command(BaseCommand):
             hold = price * quantity if side == Order.Side.BUY else quantity
             rows.append(
                 Order(
-                    user=user, market=market, side=side, type=Order.Type.LIMIT, price=price, quantity=quantity,
-                    time_in_force=Order.TimeInForce.GTC, stp=Order.Stp.NONE, hold_remaining=hold,
+                    user=user,
+                    market=market,
+                    side=side,
+                    type=Order.Type.LIMIT,
+                    price=price,
+                    quantity=quantity,
+                    time_in_force=Order.TimeInForce.GTC,
+                    stp=Order.Stp.NONE,
+                    hold_remaining=hold,
                 )
             )
         with transaction.atomic():
@@ -160,7 +173,9 @@ class Command(BaseCommand):
                 Posting(
                     debit_id=accounts[(o.user_id, assets[o.side].id, LedgerAccount.Kind.AVAILABLE)],
                     credit_id=accounts[(o.user_id, assets[o.side].id, LedgerAccount.Kind.LOCKED)],
-                    asset_id=assets[o.side].id, amount=o.hold_remaining, kind=Transfer.Kind.HOLD,
+                    asset_id=assets[o.side].id,
+                    amount=o.hold_remaining,
+                    kind=Transfer.Kind.HOLD,
                     reference=f"order:{o.pk}:hold",
                 )
                 for o in rows
