@@ -118,8 +118,22 @@ def required_hold(order: LiveOrder) -> Decimal:
     return order.remaining * order.price if order.side == Order.Side.BUY else order.remaining
 
 
+@dataclass(slots=True)
+class PreparedBatch:
+    """Everything one batch writes, computed up front so the shard can match the next batch meanwhile."""
+
+    postings: list[Posting]
+    order_rows: list[tuple]
+    trades: list[SettledTrade]
+
+
 def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[SettledTrade]:
-    """Write one engine batch atomically. Returns the trades written (with ids)."""
+    """Settle one engine batch in one transaction. Returns the trades written (with ids)."""
+    return batch_write(prepared=batch_prepare(batch=batch, markets=markets))
+
+
+def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
+    """Fees, netted trade legs, releases and the new order rows; updates the in-memory orders."""
     now = timezone.now()
     trades: list[SettledTrade] = []
     assets: dict[int, Asset] = {}
@@ -205,10 +219,21 @@ def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[SettledTra
         for payer, asset, payee, payee_kind, amount, kind, ref in entries
     ]
 
+    updated_at = datetime_literal(now)
+    order_rows = [
+        (o.id, o.status, o.filled_quantity, o.filled_quote, o.hold_remaining, o.sequence, o.reject_reason[:40], updated_at)
+        for o in batch.orders.values()
+    ]
+    return PreparedBatch(postings=postings, order_rows=order_rows, trades=trades)
+
+
+def batch_write(*, prepared: PreparedBatch) -> list[SettledTrade]:
+    """The one transaction: ledger transfers, order rows, trades."""
+    trades = prepared.trades
     with transaction.atomic(durable=True):
-        transfers_post(postings=postings)
-        _orders_update(batch.orders.values(), now)
-        created_at = datetime_literal(now)
+        transfers_post(postings=prepared.postings)
+        _orders_update(prepared.order_rows)
+        created_at = datetime_literal(trades[0].created_at) if trades else None
         ids = insert_rows(
             Trade._meta.db_table,
             [
@@ -257,22 +282,8 @@ def _batch_reference(batch: Batch) -> str:
     return f"settle:{uuid.uuid4().hex}"
 
 
-def _orders_update(orders, now) -> None:
+def _orders_update(rows: list[tuple]) -> None:
     """One UPDATE ... JOIN for every order row the batch changed."""
-    updated_at = datetime_literal(now)
-    rows = [
-        (
-            o.id,
-            o.status,
-            o.filled_quantity,
-            o.filled_quote,
-            o.hold_remaining,
-            o.sequence,
-            o.reject_reason[:40],
-            updated_at,
-        )
-        for o in orders
-    ]
     if not rows:
         return
     table = Order._meta.db_table
