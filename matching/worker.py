@@ -21,7 +21,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from queue import Queue
 
@@ -66,6 +66,27 @@ LIVE_FIELDS = (
     "reject_reason",
     "protection_price",
 )
+
+
+def pending_orders(ids) -> list[LiveOrder]:
+    """The still-pending orders among ``ids``: one plain query, no ORM objects (this is per batch)."""
+    if not ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(LIVE_FIELDS)} FROM {Order._meta.db_table} "
+            f"WHERE status = %s AND id IN ({', '.join(str(int(i)) for i in ids)})",
+            [Order.Status.PENDING],
+        )
+        out = []
+        for values in cursor.fetchall():
+            order = LiveOrder(**dict(zip(LIVE_FIELDS, values, strict=True)))
+            # The driver hands back MariaDB's naive UTC datetimes and tinyint booleans.
+            order.created_at = order.created_at.replace(tzinfo=UTC)
+            order.updated_at = order.updated_at.replace(tzinfo=UTC)
+            order.post_only = bool(order.post_only)
+            out.append(order)
+        return out
 
 
 class ShardLockTaken(RuntimeError):
@@ -304,10 +325,7 @@ class ShardWorker:
 
     def _process(self, commands: list[tuple[str, int]]) -> None:
         ids = {order_id for _, order_id in commands} - self.live.keys() - self.in_flight
-        rows = {
-            values[0]: LiveOrder(**dict(zip(LIVE_FIELDS, values, strict=True)))
-            for values in Order.objects.filter(pk__in=ids, status=Order.Status.PENDING).values_list(*LIVE_FIELDS)
-        }
+        rows = {order.id: order for order in pending_orders(ids)}
         batch = Batch()
         touched: dict[int, set[tuple[str, int]]] = defaultdict(set)  # market id -> {(side, price ticks)}
         for kind, order_id in commands:
