@@ -29,8 +29,10 @@ $(VENV)/.installed: requirements.txt $(STAMPS)/system
 	$(PY) -m pip install -q -r requirements.txt
 	@touch $@
 
-$(STAMPS)/node: package.json | $(STAMPS)
+# Front-end libraries come from npm (nothing of theirs is committed), copied into static/vendor/.
+$(STAMPS)/node: package.json package-lock.json $(VENV)/.installed | $(STAMPS)
 	npm install --no-audit --no-fund --loglevel=error
+	$(PY) manage.py vendor_static
 	@touch $@
 
 system: $(STAMPS)/system

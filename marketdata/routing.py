@@ -1,1 +1,7 @@
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import StreamConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/stream", StreamConsumer.as_asgi()),
+]

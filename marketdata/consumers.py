@@ -1,0 +1,241 @@
+"""``/ws/stream``: public market data and the signed-in user's own orders, fills and balances.
+
+Message shapes are documented in marketdata/README.md. Public channels need no sign-in; the
+private ones ("orders", "fills", "balances") use the user of the connection itself (``?token=`` or
+the session), never anything the client sends, so no one can listen to another user's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from exchange_site.errors import NotFound
+
+from .groups import depth_group, trades_group, user_group
+from .selectors import (
+    INTERVALS,
+    candle_json,
+    candle_latest,
+    candle_merge,
+    depth_get,
+    market_get,
+    ticker_get,
+    ticker_json,
+)
+
+PRIVATE = ("orders", "fills", "balances")
+MAX_CHANNELS = 64
+TICKER_EVERY = 1.0  # seconds: a ticker is recomputed at most this often per connection
+
+
+def _user_id(scope) -> int | None:
+    user = scope.get("token_user") or scope.get("user")
+    if user is not None and user.is_authenticated:
+        return user.pk
+    return None
+
+
+class StreamConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.user_id = _user_id(self.scope)
+        self.subscribed: set[str] = set()
+        self.joined: set[str] = set()
+        self.markets: dict[str, object] = {}
+        self.depth_sequence: dict[str, int] = {}
+        # (symbol, interval) -> {"candle": dict | None, "after_id": int}
+        self.candles: dict[tuple[str, str], dict] = {}
+        self.ticker_last_sent: dict[str, float] = defaultdict(float)
+        self.ticker_tasks: dict[str, asyncio.Task] = {}
+        await self.accept()
+
+    async def disconnect(self, code):
+        for task in self.ticker_tasks.values():
+            task.cancel()
+        for group in self.joined:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # Client -> server ------------------------------------------------------------------------
+
+    async def receive_json(self, content, **kwargs):
+        if not isinstance(content, dict):
+            return await self._error("invalid", "Send a JSON object.")
+        op = content.get("op")
+        if op == "ping":
+            return await self.send_json({"type": "pong"})
+        channels = content.get("channels")
+        if op not in ("subscribe", "unsubscribe") or not isinstance(channels, list):
+            return await self._error("invalid", 'Send {"op": "subscribe" | "unsubscribe", "channels": [...]}.')
+        names = [name for name in channels if isinstance(name, str)][:MAX_CHANNELS]
+        if op == "subscribe":
+            for name in names:
+                await self._subscribe(name)
+            await self.send_json({"type": "subscribed", "channels": sorted(self.subscribed)})
+        else:
+            for name in names:
+                self.subscribed.discard(name)
+                if name.startswith("candles:"):
+                    self.candles.pop(tuple(name.split(":")[1:3]), None)
+            await self._sync_groups()
+            await self.send_json({"type": "unsubscribed", "channels": sorted(self.subscribed)})
+
+    async def _error(self, code: str, message: str, channel: str | None = None):
+        await self.send_json({"type": "error", "code": code, "message": message, "channel": channel})
+
+    async def _subscribe(self, name: str):
+        if name in PRIVATE:
+            if self.user_id is None:
+                return await self._error("auth_required", f"Sign in (or pass ?token=) to subscribe to {name}.", name)
+            self.subscribed.add(name)
+            return await self._join(user_group(self.user_id))
+        kind, _, rest = name.partition(":")
+        symbol, _, interval = rest.partition(":")
+        if kind not in ("depth", "trades", "ticker", "candles") or not symbol or (kind != "candles" and interval):
+            return await self._error("unknown_channel", f"Unknown channel {name!r}.", name)
+        if kind == "candles" and interval not in INTERVALS:
+            return await self._error("invalid_interval", f"Interval is one of {', '.join(INTERVALS)}.", name)
+        market = await self._market(symbol)
+        if market is None:
+            return await self._error("unknown_market", f"Unknown market {symbol!r}.", name)
+        if len(self.subscribed) >= MAX_CHANNELS and name not in self.subscribed:
+            return await self._error("too_many_channels", f"At most {MAX_CHANNELS} channels.", name)
+        self.subscribed.add(name)
+        if kind == "depth":
+            # Join first, then read: every change after the snapshot is already on its way to us.
+            await self._join(depth_group(symbol))
+            await self._send_depth_snapshot(symbol)
+        elif kind == "trades":
+            await self._join(trades_group(symbol))
+        elif kind == "ticker":
+            await self._join(depth_group(symbol))
+            await self._join(trades_group(symbol))
+            await self._send_ticker(symbol)
+        else:
+            await self._join(trades_group(symbol))
+            candle, after_id = await database_sync_to_async(candle_latest)(market=market, interval=interval)
+            self.candles[(symbol, interval)] = {"candle": candle, "after_id": after_id}
+            await self.send_json(
+                {
+                    "channel": name,
+                    "type": "snapshot",
+                    "symbol": symbol,
+                    "interval": interval,
+                    "data": [candle_json(candle)] if candle else [],
+                }
+            )
+
+    async def _market(self, symbol: str):
+        if symbol not in self.markets:
+            try:
+                self.markets[symbol] = await database_sync_to_async(market_get)(symbol=symbol)
+            except NotFound:
+                return None
+            if self.markets[symbol].symbol != symbol:  # symbols are case-sensitive on the stream
+                self.markets.pop(symbol)
+                return None
+        return self.markets[symbol]
+
+    async def _join(self, group: str):
+        if group not in self.joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.add(group)
+
+    async def _sync_groups(self):
+        """Leave every group no remaining subscription needs."""
+        needed = set()
+        for name in self.subscribed:
+            kind, _, rest = name.partition(":")
+            symbol = rest.partition(":")[0]
+            if name in PRIVATE:
+                needed.add(user_group(self.user_id))
+            if kind in ("depth", "ticker"):
+                needed.add(depth_group(symbol))
+            if kind in ("trades", "ticker", "candles"):
+                needed.add(trades_group(symbol))
+        for group in self.joined - needed:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined &= needed
+        for symbol in [s for s in self.depth_sequence if f"depth:{s}" not in self.subscribed]:
+            del self.depth_sequence[symbol]
+
+    async def _send_depth_snapshot(self, symbol: str):
+        snapshot = await sync_to_async(depth_get, thread_sensitive=False)(symbol=symbol)
+        self.depth_sequence[symbol] = snapshot["sequence"]
+        await self.send_json({"channel": f"depth:{symbol}", "type": "snapshot", **snapshot})
+
+    async def _send_ticker(self, symbol: str):
+        self.ticker_last_sent[symbol] = time.monotonic()
+        ticker = await database_sync_to_async(ticker_get)(market=self.markets[symbol])
+        if f"ticker:{symbol}" in self.subscribed:
+            await self.send_json({"channel": f"ticker:{symbol}", "type": "snapshot", "data": ticker_json(ticker)})
+
+    def _ticker_changed(self, symbol: str):
+        """Recompute the ticker soon, at most once per TICKER_EVERY, however many batches arrive."""
+        if f"ticker:{symbol}" not in self.subscribed or symbol in self.ticker_tasks:
+            return
+
+        async def later():
+            try:
+                await asyncio.sleep(max(0.0, self.ticker_last_sent[symbol] + TICKER_EVERY - time.monotonic()))
+            finally:
+                self.ticker_tasks.pop(symbol, None)
+            await self._send_ticker(symbol)
+
+        self.ticker_tasks[symbol] = asyncio.ensure_future(later())
+
+    # Channel layer -> client ------------------------------------------------------------------
+
+    async def md_depth(self, event):
+        symbol = event["symbol"]
+        self._ticker_changed(symbol)
+        if f"depth:{symbol}" not in self.subscribed or symbol not in self.depth_sequence:
+            return
+        message = {key: event[key] for key in ("symbol", "sequence", "bids", "asks")}
+        last = self.depth_sequence[symbol]
+        if event["kind"] == "snapshot":
+            self.depth_sequence[symbol] = event["sequence"]
+            return await self.send_json({"channel": f"depth:{symbol}", "type": "snapshot", **message})
+        if event["sequence"] <= last:
+            return  # already in the snapshot this client has
+        if event["sequence"] != last + 1:
+            # A message was lost (the layer drops them for a client that reads too slowly): start over.
+            return await self._send_depth_snapshot(symbol)
+        self.depth_sequence[symbol] = event["sequence"]
+        await self.send_json({"channel": f"depth:{symbol}", "type": "update", **message})
+
+    async def md_trades(self, event):
+        symbol, trades = event["symbol"], event["trades"]
+        self._ticker_changed(symbol)
+        if f"trades:{symbol}" in self.subscribed:
+            await self.send_json({"channel": f"trades:{symbol}", "type": "update", "symbol": symbol, "data": trades})
+        for (candle_symbol, interval), state in self.candles.items():
+            if candle_symbol != symbol:
+                continue
+            changed: dict = {}
+            for trade in trades:
+                if int(trade["id"]) <= state["after_id"]:
+                    continue  # counted in the snapshot already
+                state["after_id"] = int(trade["id"])
+                state["candle"] = candle_merge(state["candle"], trade, interval)
+                changed[state["candle"]["open_time"]] = state["candle"]
+            if changed:
+                data = [candle_json(candle) for candle in changed.values()]
+                await self.send_json(
+                    {
+                        "channel": f"candles:{symbol}:{interval}",
+                        "type": "update",
+                        "symbol": symbol,
+                        "interval": interval,
+                        "data": data,
+                    }
+                )
+
+    async def user_events(self, event):
+        for name in PRIVATE:
+            if name in self.subscribed and event.get(name):
+                await self.send_json({"channel": name, "type": "update", "data": event[name]})
