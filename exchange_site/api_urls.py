@@ -1,9 +1,19 @@
-from django.urls import include, path
+from django.http import JsonResponse
+from django.urls import include, path, re_path
 
 from ledger.apis import BalanceListApi
+
+from .errors import error_body
+
+
+def api_not_found(request, *args, **kwargs):
+    # Bots get the API's error format for a wrong path too, not Django's HTML page.
+    return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+
 
 urlpatterns = [
     path("balances", BalanceListApi.as_view(), name="api-balances"),
     path("", include("orders.api_urls")),
     path("", include("marketdata.api_urls")),
+    re_path(r"^.*$", api_not_found),
 ]

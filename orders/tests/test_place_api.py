@@ -178,3 +178,10 @@ def test_lists_are_newest_first_with_a_cursor(trader):
     assert [o["id"] for o in second.json()] == [ids[0]]
     assert client.get("/api/v1/orders", {"status": "closed"}).json() == []
     assert client.get("/api/v1/orders", {"status": "bogus"}).status_code == 400
+
+
+def test_unknown_api_paths_and_malformed_ids_answer_in_the_error_format(trader):
+    for path in ("/api/v1/orders/abc", "/api/v1/nothing-here"):
+        response = api(trader).get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
