@@ -87,8 +87,10 @@ def insert_rows(
     tail = f" RETURNING {returning}" if returning else ""
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
+            literals, text = _LITERALS, _text
             values = ",".join(
-                "(" + ",".join([sql_literal(value) for value in row]) + ")" for row in rows[start : start + chunk]
+                "(" + ",".join([literals.get(type(value), text)(value) for value in row]) + ")"
+                for row in rows[start : start + chunk]
             )
             cursor.execute(head + values + tail)
             if returning:
