@@ -76,22 +76,33 @@ def sql_literal(value) -> str:
     return _LITERALS.get(type(value), _text)(value)
 
 
+def rows_render(rows: Sequence[Sequence], *, chunk: int = 5000) -> list[str]:
+    """Rows as SQL VALUES lists, ``chunk`` rows each: done ahead, away from the thread that holds the transaction."""
+    literals, text = _LITERALS, _text
+    return [
+        ",".join(
+            "(" + ",".join([literals.get(type(value), text)(value) for value in row]) + ")"
+            for row in rows[start : start + chunk]
+        )
+        for start in range(0, len(rows), chunk)
+    ]
+
+
 def insert_rows(
-    table: str, columns: Sequence[str], rows: Sequence[Sequence], *, returning: str | None = None, chunk: int = 5000
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence] | None = None,
+    *,
+    rendered: list[str] | None = None,
+    returning: str | None = None,
 ) -> list:
     """INSERT many rows in few statements; with ``returning``, the generated values in row order."""
     out: list = []
-    if not rows:
-        return out
+    chunks = rendered if rendered is not None else rows_render(rows or [])
     head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
     tail = f" RETURNING {returning}" if returning else ""
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), chunk):
-            literals, text = _LITERALS, _text
-            values = ",".join(
-                "(" + ",".join([literals.get(type(value), text)(value) for value in row]) + ")"
-                for row in rows[start : start + chunk]
-            )
+        for values in chunks:
             cursor.execute(head + values + tail)
             if returning:
                 out.extend(row[0] for row in cursor.fetchall())

@@ -136,6 +136,8 @@ class ShardWorker:
         # Orders of batches matched but not yet committed: the database still shows them pending.
         self.in_flight: set[int] = set()
         self.committer = Committer(self) if pipelined else None
+        # Events of committed batches go out from a third thread, off the committing path.
+        self.publisher = Publisher(self) if pipelined else None
 
     # --- start-up -------------------------------------------------------------------------
 
@@ -226,6 +228,7 @@ class ShardWorker:
     def run(self, stop: threading.Event) -> None:
         if self.committer is not None:
             self.committer.start()
+            self.publisher.start()
         self.start()
         try:
             while not stop.is_set():
@@ -233,6 +236,7 @@ class ShardWorker:
         finally:
             if self.committer is not None:
                 self.committer.close()
+                self.publisher.close()
             redis_.client().delete(redis_.key("shard", self.shard, "ready"))
             self.release_lock()
             connection.close()
@@ -355,7 +359,10 @@ class ShardWorker:
         self.stats["batches"] += 1
         self.stats["commands"] += item.commands
         self.stats["trades"] += len(trades)
-        self._after_commit(item, trades)
+        if self.publisher is None:
+            self._after_commit(item, trades)
+        else:
+            self.publisher.queue.put((item, trades))
 
     def _place(self, taker: LiveOrder, batch: Batch, touched) -> None:
         state = self.markets.get(taker.market_id)
@@ -527,6 +534,30 @@ class Committer(threading.Thread):
                 log.exception("shard %s: committing a batch failed", self.worker.shard)
                 self.failed.set()
                 connection.close()
+            finally:
+                self.queue.task_done()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.join(timeout=60)
+
+
+class Publisher(threading.Thread):
+    """Sends each committed batch's events, in commit order."""
+
+    def __init__(self, worker: ShardWorker):
+        super().__init__(name=f"shard-{worker.shard}-publish", daemon=True)
+        self.worker = worker
+        self.queue: Queue[tuple[CommitItem, list[SettledTrade]] | None] = Queue()
+
+    def run(self) -> None:
+        while True:
+            entry = self.queue.get()
+            try:
+                if entry is None:
+                    connection.close()
+                    return
+                self.worker._after_commit(*entry)
             finally:
                 self.queue.task_done()
 

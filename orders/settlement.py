@@ -24,7 +24,7 @@ from decimal import ROUND_UP, Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from exchange_site.db import datetime_literal, insert_rows
+from exchange_site.db import datetime_literal, insert_rows, rows_render
 from ledger.models import Asset, LedgerAccount, Transfer
 from ledger.services import Posting, accounts_get_or_create, transfers_post
 
@@ -123,7 +123,8 @@ class PreparedBatch:
     """Everything one batch writes, computed up front so the shard can match the next batch meanwhile."""
 
     postings: list[Posting]
-    order_rows: list[tuple]
+    order_rows: list[str]  # rendered SQL VALUES chunks
+    trade_rows: list[str]
     trades: list[SettledTrade]
 
 
@@ -219,12 +220,42 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
         for payer, asset, payee, payee_kind, amount, kind, ref in entries
     ]
 
-    updated_at = datetime_literal(now)
-    order_rows = [
-        (o.id, o.status, o.filled_quantity, o.filled_quote, o.hold_remaining, o.sequence, o.reject_reason[:40], updated_at)
-        for o in batch.orders.values()
-    ]
-    return PreparedBatch(postings=postings, order_rows=order_rows, trades=trades)
+    stamp = datetime_literal(now)
+    order_rows = rows_render(
+        [
+            (
+                o.id,
+                o.status,
+                o.filled_quantity,
+                o.filled_quote,
+                o.hold_remaining,
+                o.sequence,
+                o.reject_reason[:40],
+                stamp,
+            )
+            for o in batch.orders.values()
+        ]
+    )
+    trade_rows = rows_render(
+        [
+            (
+                t.market.pk,
+                t.sequence,
+                t.maker_order_id,
+                t.taker_order_id,
+                t.maker_user_id,
+                t.taker_user_id,
+                t.taker_side,
+                t.price,
+                t.quantity,
+                t.maker_fee,
+                t.taker_fee,
+                stamp,
+            )
+            for t in trades
+        ]
+    )
+    return PreparedBatch(postings=postings, order_rows=order_rows, trade_rows=trade_rows, trades=trades)
 
 
 def batch_write(*, prepared: PreparedBatch) -> list[SettledTrade]:
@@ -233,40 +264,10 @@ def batch_write(*, prepared: PreparedBatch) -> list[SettledTrade]:
     with transaction.atomic(durable=True):
         transfers_post(postings=prepared.postings)
         _orders_update(prepared.order_rows)
-        created_at = datetime_literal(trades[0].created_at) if trades else None
         ids = insert_rows(
             Trade._meta.db_table,
-            [
-                "market_id",
-                "sequence",
-                "maker_order_id",
-                "taker_order_id",
-                "maker_user_id",
-                "taker_user_id",
-                "taker_side",
-                "price",
-                "quantity",
-                "maker_fee",
-                "taker_fee",
-                "created_at",
-            ],
-            [
-                (
-                    t.market.pk,
-                    t.sequence,
-                    t.maker_order_id,
-                    t.taker_order_id,
-                    t.maker_user_id,
-                    t.taker_user_id,
-                    t.taker_side,
-                    t.price,
-                    t.quantity,
-                    t.maker_fee,
-                    t.taker_fee,
-                    created_at,
-                )
-                for t in trades
-            ],
+            TRADE_COLUMNS,
+            rendered=prepared.trade_rows,
             returning="id",
         )
     for trade, trade_id in zip(trades, ids, strict=True):
@@ -282,7 +283,23 @@ def _batch_reference(batch: Batch) -> str:
     return f"settle:{uuid.uuid4().hex}"
 
 
-def _orders_update(rows: list[tuple]) -> None:
+TRADE_COLUMNS = [
+    "market_id",
+    "sequence",
+    "maker_order_id",
+    "taker_order_id",
+    "maker_user_id",
+    "taker_user_id",
+    "taker_side",
+    "price",
+    "quantity",
+    "maker_fee",
+    "taker_fee",
+    "created_at",
+]
+
+
+def _orders_update(rows: list[str]) -> None:
     """One UPDATE ... JOIN for every order row the batch changed."""
     if not rows:
         return
@@ -306,7 +323,7 @@ def _orders_update(rows: list[tuple]) -> None:
             "reject_reason",
             "updated_at",
         ],
-        rows,
+        rendered=rows,
     )
     with connection.cursor() as cursor:
         cursor.execute(
