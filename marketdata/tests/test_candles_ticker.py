@@ -40,7 +40,7 @@ def trades(db):
     rng = random.Random(11)
     now = timezone.now()
     rows = []
-    for sequence in range(1, 201):
+    for _sequence in range(1, 201):
         # Spread over the last 30 hours so the 24-hour window and several candles of each size are exercised.
         moment = now - timedelta(seconds=rng.randint(0, 30 * 3600))
         rows.append((moment, Decimal(rng.randint(9000, 11000)) / 100, Decimal(rng.randint(1, 500)) / 1000))
