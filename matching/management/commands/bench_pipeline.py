@@ -95,6 +95,8 @@ class Command(BaseCommand):
             time.sleep(0.1)
         stop.set()
         thread.join()
+        # Halted between runs: the demo bots trade every open market and hold no BENCH.
+        Market.objects.filter(pk=market.pk).update(status=Market.Status.HALTED)
         connection.close()
         call_command("ledger_check", stdout=self.stderr)
 
