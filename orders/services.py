@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from exchange_site.db import retry_on_deadlock
 from exchange_site.errors import NotFound, RuleViolation
-from ledger.models import LedgerAccount, Transfer
-from ledger.services import Posting, accounts_get_or_create, asset_get_or_create, transfers_post
+from ledger.services import asset_get_or_create, funds_hold
 from matching.queue import CANCEL, PLACE, command_push, top_of_book_get
 
 from .models import Market, Order
@@ -268,24 +267,7 @@ def order_place(
                 stp=stp,
                 hold_remaining=hold,
             )
-            ids = accounts_get_or_create(
-                specs=[
-                    (user.pk, hold_asset, LedgerAccount.Kind.AVAILABLE),
-                    (user.pk, hold_asset, LedgerAccount.Kind.LOCKED),
-                ]
-            )
-            transfers_post(
-                postings=[
-                    Posting(
-                        debit_id=ids[(user.pk, hold_asset.id, LedgerAccount.Kind.AVAILABLE)],
-                        credit_id=ids[(user.pk, hold_asset.id, LedgerAccount.Kind.LOCKED)],
-                        asset_id=hold_asset.id,
-                        amount=hold,
-                        kind=Transfer.Kind.HOLD,
-                        reference=f"order:{order.pk}:hold",
-                    )
-                ]
-            )
+            funds_hold(user=user, asset=hold_asset, amount=hold, reference=f"order:{order.pk}:hold")
             transaction.on_commit(partial(command_push, shard=market.shard, kind=PLACE, order_id=order.pk), robust=True)
     except IntegrityError:
         # The same client_order_id raced in from a second request: answer with the order that won.
