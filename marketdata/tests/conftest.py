@@ -29,6 +29,7 @@ def free_port() -> int:
 def live_server_url(transactional_db):
     """daphne (HTTP and websockets) serving this run's test database on a free port."""
     port = free_port()
+    (BASE_DIR / "artifacts").mkdir(exist_ok=True)
     log = open(BASE_DIR / "artifacts" / f"daphne-{port}.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [str(Path(PYTHON).with_name("daphne")), "-b", "127.0.0.1", "-p", str(port), "exchange_site.asgi:application"],
