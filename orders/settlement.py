@@ -174,11 +174,6 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
             )
         )
 
-    batch_ref = _batch_reference(batch)
-    entries = [
-        (payer, assets[asset_id], payee, payee_kind, amount, kind, f"{batch_ref}:{n}")
-        for n, ((payer, asset_id, payee, payee_kind, kind), amount) in enumerate(legs.items())
-    ]
     for order in batch.orders.values():
         order.updated_at = now
         excess = order.hold_remaining - required_hold(order)
@@ -187,22 +182,17 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
         if excess:
             market = markets[order.market_id]
             asset = market.quote if order.side == Order.Side.BUY else market.base
-            # An order releases at most twice: what its resting remainder no longer needs once it is placed
-            # (price improvement), and everything left when it ends. The reference names which.
-            stage = "placed" if required_hold(order) else "final"
-            entries.append(
-                (
-                    order.user_id,
-                    asset,
-                    order.user_id,
-                    AVAILABLE,
-                    excess,
-                    Transfer.Kind.RELEASE,
-                    f"order:{order.id}:release:{stage}",
-                )
-            )
+            assets[asset.pk] = asset
+            # What each order no longer needs (price improvement, an ended remainder) is netted per
+            # user and asset like the trade legs; the order row's hold_remaining says what each still holds.
+            legs[(order.user_id, asset.pk, order.user_id, AVAILABLE, Transfer.Kind.RELEASE)] += excess
             order.hold_remaining -= excess
 
+    batch_ref = _batch_reference(batch)
+    entries = [
+        (payer, assets[asset_id], payee, payee_kind, amount, kind, f"{batch_ref}:{n}")
+        for n, ((payer, asset_id, payee, payee_kind, kind), amount) in enumerate(legs.items())
+    ]
     entries = [entry for entry in entries if entry[4] > 0]
     account_ids = accounts_get_or_create(
         specs={(payer, asset, LOCKED) for payer, asset, *_ in entries}
