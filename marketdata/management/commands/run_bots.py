@@ -145,7 +145,9 @@ class Command(BaseCommand):
                 continue
             _, ticker = api.call("GET", f"/markets/{spec['symbol']}/ticker")
             last = (ticker or {}).get("last")
-            reference = Decimal(last) if last else DEFAULT_PRICES.get(spec["symbol"], Decimal(spec["tick_size"]) * 10000)
+            reference = (
+                Decimal(last) if last else DEFAULT_PRICES.get(spec["symbol"], Decimal(spec["tick_size"]) * 10000)
+            )
             chosen.append(Market(spec, reference))
         if not chosen:
             raise CommandError("No open market to trade.")
