@@ -8,6 +8,7 @@ the session), never anything the client sends, so no one can listen to another u
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import defaultdict
 
@@ -61,6 +62,13 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     # Client -> server ------------------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        try:
+            content = json.loads(text_data if text_data is not None else bytes_data)
+        except (TypeError, ValueError):
+            return await self._error("invalid", "Send JSON.")
+        await self.receive_json(content)
 
     async def receive_json(self, content, **kwargs):
         if not isinstance(content, dict):

@@ -18,7 +18,8 @@
       set("low_24h", t.low_24h || "–");
       const volume = row.querySelector('[data-field="volume_24h"]');
       volume.textContent = volume.textContent.replace(/^\S+/, t.volume_24h);
-      const change = set("change_pct_24h", t.change_pct_24h ? `${t.change_pct_24h}%` : "–");
+      const pct = t.change_pct_24h ? Dec.toFixed(Dec.parse(t.change_pct_24h), 2) : null;
+      const change = set("change_pct_24h", pct ? `${pct}%` : "–");
       change.classList.toggle("up", !!t.change_pct_24h && !t.change_pct_24h.startsWith("-"));
       change.classList.toggle("down", !!t.change_pct_24h && t.change_pct_24h.startsWith("-"));
     });

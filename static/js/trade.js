@@ -121,7 +121,7 @@
     const t = m.data;
     byTestId("ticker-last").textContent = t.last ? price(t.last) : "–";
     const change = byTestId("ticker-change");
-    change.textContent = t.change_24h ? `${price(t.change_24h)} (${t.change_pct_24h}%)` : "–";
+    change.textContent = t.change_24h ? `${price(t.change_24h)} (${fixed(t.change_pct_24h, 2)}%)` : "–";
     change.className = "value " + (t.change_24h ? (t.change_24h.startsWith("-") ? "down" : "up") : "");
     byTestId("ticker-high").textContent = t.high_24h ? price(t.high_24h) : "–";
     byTestId("ticker-low").textContent = t.low_24h ? price(t.low_24h) : "–";
@@ -180,7 +180,12 @@
       wickDownColor: "#f0506e",
       borderVisible: false,
     });
-    volumeSeries = chart.addSeries(LC.HistogramSeries, { priceScaleId: "", priceFormat: { type: "volume" } });
+    volumeSeries = chart.addSeries(LC.HistogramSeries, {
+      priceScaleId: "",
+      priceFormat: { type: "volume" },
+      lastValueVisible: false,
+      priceLineVisible: false,
+    });
     volumeSeries.priceScale().applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     return true;
   }
