@@ -71,11 +71,6 @@ _LITERALS = {
 }
 
 
-def sql_literal(value) -> str:
-    """A value as a MariaDB literal, for the hot multi-row inserts (the ORM's per-value work dominates there)."""
-    return _LITERALS.get(type(value), _text)(value)
-
-
 def rows_render(rows: Sequence[Sequence], *, chunk: int = 5000) -> list[str]:
     """Rows as SQL VALUES lists, ``chunk`` rows each: done ahead, away from the thread that holds the transaction."""
     literals, text = _LITERALS, _text

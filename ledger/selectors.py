@@ -10,16 +10,31 @@ from .models import Asset, LedgerAccount, Transfer
 
 def balances_for_user(*, user) -> list[dict]:
     """[{asset, available, locked}] for every asset, zero where the user has nothing."""
-    rows = LedgerAccount.objects.filter(user=user).values_list("asset__code", "kind", "balance")
-    held = {(code, kind): balance for code, kind, balance in rows}
-    return [
-        {
-            "asset": asset.code,
-            "available": held.get((asset.code, LedgerAccount.Kind.AVAILABLE), Decimal(0)),
-            "locked": held.get((asset.code, LedgerAccount.Kind.LOCKED), Decimal(0)),
-        }
-        for asset in Asset.objects.order_by("code")
-    ]
+    return balances_for_users(user_ids=[user.pk])[user.pk]
+
+
+def balances_for_users(*, user_ids) -> dict[int, list[dict]]:
+    """balances_for_user for many users at once, in two queries."""
+    user_ids = {int(user_id) for user_id in user_ids}
+    codes = list(Asset.objects.order_by("code").values_list("code", flat=True))
+    held: dict[int, dict] = {user_id: {} for user_id in user_ids}
+    rows = LedgerAccount.objects.filter(user_id__in=user_ids, kind__in=LedgerAccount.USER_KINDS).values_list(
+        "user_id", "asset__code", "kind", "balance"
+    )
+    for user_id, code, kind, balance in rows:
+        held[user_id][(code, kind)] = balance
+    zero = Decimal(0)
+    return {
+        user_id: [
+            {
+                "asset": code,
+                "available": held[user_id].get((code, LedgerAccount.Kind.AVAILABLE), zero),
+                "locked": held[user_id].get((code, LedgerAccount.Kind.LOCKED), zero),
+            }
+            for code in codes
+        ]
+        for user_id in user_ids
+    }
 
 
 def balance_of(*, user, asset_code: str, kind: str = LedgerAccount.Kind.AVAILABLE) -> Decimal:

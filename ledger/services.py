@@ -99,10 +99,6 @@ def accounts_get_or_create(*, specs: Iterable[tuple[int | None, Asset, str]]) ->
     return {(user_id, asset.id, kind): found[key] for key, (user_id, asset, kind) in wanted.items()}
 
 
-def account_id(*, user_id: int | None, asset: Asset, kind: str) -> int:
-    return accounts_get_or_create(specs=[(user_id, asset, kind)])[(user_id, asset.id, kind)]
-
-
 def transfers_post(*, postings: Sequence[Posting], created_by_id: int | None = None) -> None:
     """Post transfers atomically; raise InsufficientFunds (and post nothing) if a user account would go negative."""
     if not postings:

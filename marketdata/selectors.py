@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,7 +11,7 @@ from django.utils import timezone
 
 from exchange_site import redis as redis_
 from exchange_site.errors import NotFound
-from ledger.models import Asset, LedgerAccount
+from ledger.selectors import balances_for_users as ledger_balances_for_users
 from orders.models import Market, Trade
 
 from .format import decimal_str, parse_time, time_str
@@ -212,26 +211,11 @@ def ticker_json(ticker: dict) -> dict:
 
 
 def balances_for_users(*, user_ids) -> dict[int, list[dict]]:
-    """``ledger.selectors.balances_for_user`` for many users in two queries, amounts as API strings."""
-    user_ids = {int(user_id) for user_id in user_ids}
-    if not user_ids:
-        return {}
-    codes = list(Asset.objects.order_by("code").values_list("code", flat=True))
-    held: dict[int, dict] = defaultdict(dict)
-    rows = LedgerAccount.objects.filter(user_id__in=user_ids, kind__in=LedgerAccount.USER_KINDS).values_list(
-        "user_id", "asset__code", "kind", "balance"
-    )
-    for user_id, code, kind, balance in rows:
-        held[user_id][(code, kind)] = balance
-    zero = Decimal(0)
+    """ledger's balances_for_users with amounts as API strings."""
     return {
         user_id: [
-            {
-                "asset": code,
-                "available": decimal_str(held[user_id].get((code, LedgerAccount.Kind.AVAILABLE), zero)),
-                "locked": decimal_str(held[user_id].get((code, LedgerAccount.Kind.LOCKED), zero)),
-            }
-            for code in codes
+            {"asset": row["asset"], "available": decimal_str(row["available"]), "locked": decimal_str(row["locked"])}
+            for row in rows
         ]
-        for user_id in user_ids
+        for user_id, rows in ledger_balances_for_users(user_ids=user_ids).items()
     }

@@ -103,22 +103,6 @@ class Order(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.side} {self.quantity or self.quote_quantity} {self.market_id} @ {self.price}"
 
-    @property
-    def hold_asset(self) -> Asset:
-        return self.market.quote if self.side == self.Side.BUY else self.market.base
-
-    @property
-    def remaining_quantity(self) -> Decimal:
-        if self.status in self.FINAL_STATUSES or self.quantity is None:
-            return Decimal(0)
-        return self.quantity - self.filled_quantity
-
-    @property
-    def average_price(self) -> Decimal | None:
-        if not self.filled_quantity:
-            return None
-        return self.filled_quote / self.filled_quantity
-
 
 class Trade(models.Model):
     market = models.ForeignKey(Market, on_delete=models.PROTECT, related_name="trades")
