@@ -42,7 +42,8 @@ class Raw(str):
     """A literal already written as SQL (e.g. one timestamp shared by every row of a batch)."""
 
 
-def _text(value) -> str:
+def sql_text(value) -> str:
+    """A string literal, quoted and escaped."""
     text = str(value)
     if _SAFE_TEXT.fullmatch(text):
         return "'" + text + "'"
@@ -66,14 +67,14 @@ _LITERALS = {
     type(None): lambda value: "NULL",
     Decimal: _decimal,
     Raw: str,
-    str: _text,
+    str: sql_text,
     datetime: lambda value: str(datetime_literal(value)),
 }
 
 
 def rows_render(rows: Sequence[Sequence], *, chunk: int = 5000) -> list[str]:
     """Rows as SQL VALUES lists, ``chunk`` rows each: done ahead, away from the thread that holds the transaction."""
-    literals, text = _LITERALS, _text
+    literals, text = _LITERALS, sql_text
     return [
         ",".join(
             "(" + ",".join([literals.get(type(value), text)(value) for value in row]) + ")"
@@ -81,6 +82,11 @@ def rows_render(rows: Sequence[Sequence], *, chunk: int = 5000) -> list[str]:
         )
         for start in range(0, len(rows), chunk)
     ]
+
+
+def values_chunks(rows: Sequence[str], *, chunk: int = 5000) -> list[str]:
+    """Rows already rendered as ``(...)`` joined into VALUES lists of ``chunk`` rows each."""
+    return [",".join(rows[start : start + chunk]) for start in range(0, len(rows), chunk)]
 
 
 def insert_rows(

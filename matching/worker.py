@@ -34,7 +34,7 @@ from django.utils import timezone
 from exchange_site import redis as redis_
 from marketdata import publish
 from orders.models import Market, Order, Trade
-from orders.serializers import dec, fills_of_trade, order_data, trade_public_data
+from orders.serializers import dec, fills_of_trade, iso, order_fixed_data, order_state_data, trade_public_data
 from orders.settlement import Batch, Fill, LiveOrder, PreparedBatch, SettledTrade, batch_prepare, batch_write
 
 from . import queue
@@ -42,7 +42,9 @@ from .engine import OrderBook
 
 log = logging.getLogger("matching.shard")
 
-LIVE = (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED)
+LIVE = (Order.Status.OPEN.value, Order.Status.PARTIALLY_FILLED.value)
+BUY, MARKET = Order.Side.BUY.value, Order.Type.MARKET.value
+CONVERSION_CACHE_SIZE = 100_000
 LIVE_FIELDS = (
     "id",
     "user_id",
@@ -68,26 +70,81 @@ LIVE_FIELDS = (
 )
 
 
+PENDING_FIELDS = (
+    "id",
+    "user_id",
+    "market_id",
+    "side",
+    "type",
+    "price",
+    "quantity",
+    "quote_quantity",
+    "time_in_force",
+    "post_only",
+    "stp",
+    "client_order_id",
+    "created_at",
+    "hold_remaining",
+    "protection_price",
+)
+ZERO = Decimal(0)
+
+
 def pending_orders(ids) -> list[LiveOrder]:
-    """The still-pending orders among ``ids``: one plain query, no ORM objects (this is per batch)."""
+    """The still-pending orders among ``ids``: one plain query, no ORM objects (this is per batch).
+
+    Only what placement wrote is read: a pending order has no fills, sequence or reject reason yet.
+    """
     if not ids:
         return []
     with connection.cursor() as cursor:
-        # updated_at is not read: settlement sets it, and parsing it costs more than the rest of the row.
-        columns = ", ".join("NULL" if field == "updated_at" else field for field in LIVE_FIELDS)
         cursor.execute(
-            f"SELECT {columns} FROM {Order._meta.db_table} "
+            f"SELECT {', '.join(PENDING_FIELDS)} FROM {Order._meta.db_table} "
             f"WHERE status = %s AND id IN ({', '.join(str(int(i)) for i in ids)})",
             [Order.Status.PENDING],
         )
-        out = []
-        for values in cursor.fetchall():
-            order = LiveOrder(**dict(zip(LIVE_FIELDS, values, strict=True)))
-            # The driver hands back MariaDB's naive UTC datetimes and tinyint booleans.
-            order.created_at = order.updated_at = order.created_at.replace(tzinfo=UTC)
-            order.post_only = bool(order.post_only)
-            out.append(order)
-        return out
+        rows = cursor.fetchall()
+    pending = Order.Status.PENDING
+    return [
+        LiveOrder(
+            id,
+            user_id,
+            market_id,
+            side,
+            type_,
+            price,
+            quantity,
+            quote_quantity,
+            tif,
+            bool(post_only),  # tinyint from the driver
+            stp,
+            client_order_id,
+            created_at.replace(tzinfo=UTC),  # the driver hands back MariaDB's naive UTC datetimes
+            created_at,  # settlement sets updated_at
+            pending,
+            ZERO,
+            ZERO,
+            hold_remaining,
+            protection_price=protection_price,
+        )
+        for (
+            id,
+            user_id,
+            market_id,
+            side,
+            type_,
+            price,
+            quantity,
+            quote_quantity,
+            tif,
+            post_only,
+            stp,
+            client_order_id,
+            created_at,
+            hold_remaining,
+            protection_price,
+        ) in rows
+    ]
 
 
 class ShardLockTaken(RuntimeError):
@@ -104,12 +161,26 @@ class MarketState:
         self.lot = market.lot_size
         self.notional_unit = market.tick_size * market.lot_size
         self.next_trade_sequence = 1
+        self._ticks: dict[Decimal, int] = {}
+        self._lots: dict[Decimal, int] = {}
 
     def ticks(self, price: Decimal) -> int:
-        return int(price / self.tick)
+        # Remembered: a Decimal division per order and fill is a measurable share of a batch, and
+        # prices repeat. The cache is dropped whole when it grows large.
+        ticks = self._ticks.get(price)
+        if ticks is None:
+            if len(self._ticks) > CONVERSION_CACHE_SIZE:
+                self._ticks.clear()
+            ticks = self._ticks[price] = int(price / self.tick)
+        return ticks
 
     def lots(self, quantity: Decimal) -> int:
-        return int(quantity / self.lot)
+        lots = self._lots.get(quantity)
+        if lots is None:
+            if len(self._lots) > CONVERSION_CACHE_SIZE:
+                self._lots.clear()
+            lots = self._lots[quantity] = int(quantity / self.lot)
+        return lots
 
 
 class ShardWorker:
@@ -374,7 +445,7 @@ class ShardWorker:
         batch.orders[taker.id] = taker
         self.order_sequence += 1
         taker.sequence = self.order_sequence
-        market = taker.type == Order.Type.MARKET
+        market = taker.type == MARKET
         limit = taker.protection_price if market else taker.price
         trades, updates = state.book.place(
             order_id=taker.id,
@@ -415,7 +486,7 @@ class ShardWorker:
                 order.filled_quote += price * quantity
             batch.fills.append(Fill(state.market, state.next_trade_sequence, maker, incoming, price, quantity))
             state.next_trade_sequence += 1
-            touched[state.market.pk].add((maker.side, trade.price))
+            touched[state.market.id].add((maker.side, trade.price))
         for update in updates:
             if update.status == "rejected" and update.reason == "unknown_order":
                 continue
@@ -430,7 +501,7 @@ class ShardWorker:
             if update.reason and update.status not in LIVE:
                 order.reject_reason = update.reason
             if order.price is not None:
-                touched[state.market.pk].add((order.side, state.ticks(order.price)))
+                touched[state.market.id].add((order.side, state.ticks(order.price)))
             if update.status in LIVE:
                 self.live[order.id] = order
             else:
@@ -458,14 +529,15 @@ class ShardWorker:
             changes = {"bids": [], "asks": []}
             for side, price in sorted(levels):
                 quantity = state.book.level_quantity(side=side, price=price)
-                changes["bids" if side == Order.Side.BUY else "asks"].append(
-                    (dec(price * state.tick), dec(quantity * state.lot))
-                )
+                changes["bids" if side == BUY else "asks"].append((dec(price * state.tick), dec(quantity * state.lot)))
             depth_changes[state.market.symbol] = changes
         orders: dict[int, list[dict]] = defaultdict(list)
-        if self.publish_events:
+        if self.publish_events and batch.orders:
+            updated_at = iso(next(iter(batch.orders.values())).updated_at)  # one stamp per batch
             for order in batch.orders.values():
-                orders[order.user_id].append(order_data(order, symbol=self.markets[order.market_id].market.symbol))
+                if order.fixed_data is None:
+                    order.fixed_data = order_fixed_data(order, symbol=self.markets[order.market_id].market.symbol)
+                orders[order.user_id].append({**order.fixed_data, **order_state_data(order, updated_at=updated_at)})
         return {"tops": tops, "depth_changes": depth_changes, "orders": dict(orders)}
 
     def _after_commit(self, item: CommitItem, trades: list[SettledTrade]) -> None:

@@ -11,10 +11,22 @@ def dec(value: Decimal | None) -> str | None:
     """A Decimal as the API writes it: a plain string, no exponent, no trailing zeros."""
     if value is None:
         return None
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
+    if not value:
+        return "0"  # never "-0"
+    # Equal values give equal text, and prices and sizes repeat: the shard worker renders every
+    # order and fill it settles, so the text is remembered (the cache is dropped whole when large).
+    text = _DEC_TEXT.get(value)
+    if text is None:
+        text = format(value, "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        if len(_DEC_TEXT) > 100_000:
+            _DEC_TEXT.clear()
+        _DEC_TEXT[value] = text
+    return text
+
+
+_DEC_TEXT: dict[Decimal, str] = {}
 
 
 def iso(moment) -> str:
@@ -22,14 +34,15 @@ def iso(moment) -> str:
 
 
 def order_data(order: Order, *, symbol: str | None = None) -> dict:
-    remaining = Decimal(0)
-    if order.quantity is not None and order.status not in Order.FINAL_STATUSES:
-        remaining = order.quantity - order.filled_quantity
-    average = order.filled_quote / order.filled_quantity if order.filled_quantity else None
+    return {**order_fixed_data(order, symbol=symbol or order.market.symbol), **order_state_data(order)}
+
+
+def order_fixed_data(order: Order, *, symbol: str) -> dict:
+    """The fields an order never changes after placement (the shard worker renders them once per order)."""
     return {
         "id": order.pk,
         "client_order_id": order.client_order_id,
-        "symbol": symbol or order.market.symbol,
+        "symbol": symbol,
         "side": order.side,
         "type": order.type,
         "price": dec(order.price),
@@ -38,14 +51,27 @@ def order_data(order: Order, *, symbol: str | None = None) -> dict:
         "time_in_force": order.time_in_force,
         "post_only": order.post_only,
         "stp": order.stp,
+        "created_at": iso(order.created_at),
+    }
+
+
+def order_state_data(order: Order, *, updated_at: str | None = None) -> dict:
+    """The fields matching changes; ``updated_at`` may come rendered (one stamp for a whole batch)."""
+    remaining = Decimal(0)
+    if order.quantity is not None and order.status not in Order.FINAL_STATUSES:
+        remaining = order.quantity - order.filled_quantity
+    average = order.filled_quote / order.filled_quantity if order.filled_quantity else None
+    return {
         "status": order.status,
         "filled_quantity": dec(order.filled_quantity),
         "remaining_quantity": dec(remaining),
-        "average_price": dec(average.quantize(Decimal(1).scaleb(-12)).normalize()) if average is not None else None,
+        "average_price": dec(average.quantize(AVERAGE_PRICE_UNIT).normalize()) if average is not None else None,
         "reject_reason": order.reject_reason or None,
-        "created_at": iso(order.created_at),
-        "updated_at": iso(order.updated_at),
+        "updated_at": updated_at or iso(order.updated_at),
     }
+
+
+AVERAGE_PRICE_UNIT = Decimal(1).scaleb(-12)
 
 
 def fills_of_trade(trade: Trade, *, user_id: int, symbol: str, base_code: str, quote_code: str) -> list[dict]:

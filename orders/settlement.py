@@ -24,13 +24,17 @@ from decimal import ROUND_UP, Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from exchange_site.db import datetime_literal, insert_rows, rows_render
+from exchange_site.db import datetime_literal, insert_rows, sql_text, values_chunks
 from ledger.models import Asset, LedgerAccount, Transfer
 from ledger.services import Posting, accounts_get_or_create, transfers_post
 
 from .models import Market, Order, Trade
 
 AVAILABLE, LOCKED, FEES = LedgerAccount.Kind.AVAILABLE, LedgerAccount.Kind.LOCKED, LedgerAccount.Kind.FEES
+# Plain strings for the per-fill loops: an attribute of a choices enum costs a lookup each time.
+BUY = Order.Side.BUY.value
+LIVE = (Order.Status.OPEN.value, Order.Status.PARTIALLY_FILLED.value)
+TRADE, FEE, RELEASE = Transfer.Kind.TRADE.value, Transfer.Kind.FEE.value, Transfer.Kind.RELEASE.value
 
 
 @dataclass(slots=True)
@@ -59,6 +63,7 @@ class LiveOrder:
     reject_reason: str = ""
     remaining: Decimal = Decimal(0)  # resting quantity after this batch
     protection_price: Decimal | None = None
+    fixed_data: dict | None = None  # the order's unchanging API fields, rendered once for its events
 
     @property
     def pk(self) -> int:
@@ -95,7 +100,7 @@ class SettledTrade:
 
     @property
     def market_id(self) -> int:
-        return self.market.pk
+        return self.market.id
 
 
 @dataclass
@@ -113,9 +118,9 @@ def fee_of(amount: Decimal, rate: Decimal, asset: Asset) -> Decimal:
 
 def required_hold(order: LiveOrder) -> Decimal:
     """What a live order must keep locked for its resting remainder."""
-    if order.status not in (Order.Status.OPEN, Order.Status.PARTIALLY_FILLED):
+    if order.status not in LIVE:
         return Decimal(0)
-    return order.remaining * order.price if order.side == Order.Side.BUY else order.remaining
+    return order.remaining * order.price if order.side == BUY else order.remaining
 
 
 @dataclass(slots=True)
@@ -145,16 +150,16 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
     for fill in batch.fills:
         market = fill.market
         base, quote = market.base, market.quote
-        assets[base.pk], assets[quote.pk] = base, quote
+        assets[base.id], assets[quote.id] = base, quote
         maker, taker = fill.maker, fill.taker
-        buyer, seller = (taker, maker) if taker.side == Order.Side.BUY else (maker, taker)
+        buyer, seller = (taker, maker) if taker.side == BUY else (maker, taker)
         notional = fill.price * fill.quantity
         buyer_fee = fee_of(fill.quantity, market.taker_fee if buyer is taker else market.maker_fee, base)
         seller_fee = fee_of(notional, market.taker_fee if seller is taker else market.maker_fee, quote)
-        legs[(buyer.user_id, quote.pk, seller.user_id, AVAILABLE, Transfer.Kind.TRADE)] += notional - seller_fee
-        legs[(buyer.user_id, quote.pk, None, FEES, Transfer.Kind.FEE)] += seller_fee
-        legs[(seller.user_id, base.pk, buyer.user_id, AVAILABLE, Transfer.Kind.TRADE)] += fill.quantity - buyer_fee
-        legs[(seller.user_id, base.pk, None, FEES, Transfer.Kind.FEE)] += buyer_fee
+        legs[(buyer.user_id, quote.id, seller.user_id, AVAILABLE, TRADE)] += notional - seller_fee
+        legs[(buyer.user_id, quote.id, None, FEES, FEE)] += seller_fee
+        legs[(seller.user_id, base.id, buyer.user_id, AVAILABLE, TRADE)] += fill.quantity - buyer_fee
+        legs[(seller.user_id, base.id, None, FEES, FEE)] += buyer_fee
         buyer.hold_remaining -= notional
         seller.hold_remaining -= fill.quantity
         trades.append(
@@ -181,11 +186,11 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
             raise AssertionError(f"order {order.id} holds {order.hold_remaining}, needs {required_hold(order)}")
         if excess:
             market = markets[order.market_id]
-            asset = market.quote if order.side == Order.Side.BUY else market.base
-            assets[asset.pk] = asset
+            asset = market.quote if order.side == BUY else market.base
+            assets[asset.id] = asset
             # What each order no longer needs (price improvement, an ended remainder) is netted per
             # user and asset like the trade legs; the order row's hold_remaining says what each still holds.
-            legs[(order.user_id, asset.pk, order.user_id, AVAILABLE, Transfer.Kind.RELEASE)] += excess
+            legs[(order.user_id, asset.id, order.user_id, AVAILABLE, RELEASE)] += excess
             order.hold_remaining -= excess
 
     batch_ref = _batch_reference(batch)
@@ -210,38 +215,20 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
         for payer, asset, payee, payee_kind, amount, kind, ref in entries
     ]
 
+    # Rendered here, off the committing thread, by one format per row: this runs for every order and
+    # trade of the batch. Every value is an int, a finite Decimal, a fixed status word or escaped text.
     stamp = datetime_literal(now)
-    order_rows = rows_render(
+    order_rows = values_chunks(
         [
-            (
-                o.id,
-                o.status,
-                o.filled_quantity,
-                o.filled_quote,
-                o.hold_remaining,
-                o.sequence,
-                o.reject_reason[:40],
-                stamp,
-            )
+            f"({o.id},'{o.status}',{o.filled_quantity:f},{o.filled_quote:f},{o.hold_remaining:f},"
+            f"{'NULL' if o.sequence is None else int(o.sequence)},{sql_text(o.reject_reason[:40])},{stamp})"
             for o in batch.orders.values()
         ]
     )
-    trade_rows = rows_render(
+    trade_rows = values_chunks(
         [
-            (
-                t.market.pk,
-                t.sequence,
-                t.maker_order_id,
-                t.taker_order_id,
-                t.maker_user_id,
-                t.taker_user_id,
-                t.taker_side,
-                t.price,
-                t.quantity,
-                t.maker_fee,
-                t.taker_fee,
-                stamp,
-            )
+            f"({t.market.id},{t.sequence},{t.maker_order_id},{t.taker_order_id},{t.maker_user_id},"
+            f"{t.taker_user_id},'{t.taker_side}',{t.price:f},{t.quantity:f},{t.maker_fee:f},{t.taker_fee:f},{stamp})"
             for t in trades
         ]
     )
