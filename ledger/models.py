@@ -37,6 +37,8 @@ class LedgerAccount(models.Model):
         LOCKED = "locked"
         EXTERNAL = "external"  # system: counterparty of deposits and withdrawals
         FEES = "fees"  # system: where trading fees go
+        # system: what a settlement batch moves passes through here; zero again when the batch commits
+        CLEARING = "clearing"
 
     USER_KINDS = (Kind.AVAILABLE, Kind.LOCKED)
 

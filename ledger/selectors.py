@@ -65,6 +65,10 @@ def ledger_problems() -> list[str]:
         )
         for key, balance, expected in cursor.fetchall():
             problems.append(f"account {key}: balance {balance} but its transfers sum to {expected}")
+    for key, balance in (
+        LedgerAccount.objects.filter(kind=LedgerAccount.Kind.CLEARING).exclude(balance=0).values_list("key", "balance")
+    ):
+        problems.append(f"account {key}: a clearing account holds {balance} after its batches committed, not 0")
     for key, balance in LedgerAccount.objects.filter(kind__in=LedgerAccount.USER_KINDS, balance__lt=0).values_list(
         "key", "balance"
     ):

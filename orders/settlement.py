@@ -5,12 +5,15 @@ every order it touched); this module turns it into trades, order rows and ledger
 
 - a trade moves the buyer's locked quote to the seller and the seller's locked base to the buyer,
   each side paying its fee (maker or taker rate) in the asset it receives, to the fee account;
+  the money passes through the asset's clearing account, netted per account within the batch, so
+  a batch writes a few transfers per user it touched rather than four per trade;
 - whatever an order holds beyond what its resting remainder still needs is released to the
   owner's available balance (price improvement, canceled/expired/rejected remainders, the unspent
   part of a market buy).
 
-Every transfer carries a reference derived from the trade's per-market sequence or the order id,
-so settling the same batch twice fails on the unique constraints instead of moving money twice.
+Every transfer carries a reference derived from the batch's first and last trade (market and
+per-market sequence, both unique), and every trade row its (market, sequence), so settling the same
+batch twice fails on the unique constraints instead of moving money twice.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from ledger.services import Posting, accounts_get_or_create, transfers_post
 
 from .models import Market, Order, Trade
 
-AVAILABLE, LOCKED, FEES = LedgerAccount.Kind.AVAILABLE, LedgerAccount.Kind.LOCKED, LedgerAccount.Kind.FEES
+AVAILABLE, LOCKED = LedgerAccount.Kind.AVAILABLE.value, LedgerAccount.Kind.LOCKED.value
+FEES, CLEARING = LedgerAccount.Kind.FEES.value, LedgerAccount.Kind.CLEARING.value
+Account = tuple[int | None, int, str]  # (user id or None for a system account, asset id, kind)
 # Plain strings for the per-fill loops: an attribute of a choices enum costs a lookup each time.
 BUY = Order.Side.BUY.value
 LIVE = (Order.Status.OPEN.value, Order.Status.PARTIALLY_FILLED.value)
@@ -143,9 +148,12 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
     now = timezone.now()
     trades: list[SettledTrade] = []
     assets: dict[int, Asset] = {}
-    # Trade legs are netted per (payer, asset, payee account, kind) within the batch: one transfer
-    # per pair instead of four per trade; each Trade row keeps its own price, quantity and fees.
-    legs: dict[tuple[int, int, int | None, str, str], Decimal] = defaultdict(Decimal)
+    # Money moves through the asset's clearing account and is netted per account within the batch:
+    # each buyer's locked quote and each seller's locked base go in once, each side's proceeds come
+    # out once, the fees once per asset. A batch writes a few transfers per user it touched, not
+    # four per trade, and the clearing accounts end every batch at zero (ledger_check proves it).
+    # Each Trade row keeps its own price, quantity and fees.
+    moves: dict[tuple[Account, Account, str], Decimal] = defaultdict(Decimal)
 
     for fill in batch.fills:
         market = fill.market
@@ -156,10 +164,13 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
         notional = fill.price * fill.quantity
         buyer_fee = fee_of(fill.quantity, market.taker_fee if buyer is taker else market.maker_fee, base)
         seller_fee = fee_of(notional, market.taker_fee if seller is taker else market.maker_fee, quote)
-        legs[(buyer.user_id, quote.id, seller.user_id, AVAILABLE, TRADE)] += notional - seller_fee
-        legs[(buyer.user_id, quote.id, None, FEES, FEE)] += seller_fee
-        legs[(seller.user_id, base.id, buyer.user_id, AVAILABLE, TRADE)] += fill.quantity - buyer_fee
-        legs[(seller.user_id, base.id, None, FEES, FEE)] += buyer_fee
+        clearing_quote, clearing_base = (None, quote.id, CLEARING), (None, base.id, CLEARING)
+        moves[((buyer.user_id, quote.id, LOCKED), clearing_quote, TRADE)] += notional
+        moves[(clearing_quote, (seller.user_id, quote.id, AVAILABLE), TRADE)] += notional - seller_fee
+        moves[(clearing_quote, (None, quote.id, FEES), FEE)] += seller_fee
+        moves[((seller.user_id, base.id, LOCKED), clearing_base, TRADE)] += fill.quantity
+        moves[(clearing_base, (buyer.user_id, base.id, AVAILABLE), TRADE)] += fill.quantity - buyer_fee
+        moves[(clearing_base, (None, base.id, FEES), FEE)] += buyer_fee
         buyer.hold_remaining -= notional
         seller.hold_remaining -= fill.quantity
         trades.append(
@@ -189,30 +200,25 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
             asset = market.quote if order.side == BUY else market.base
             assets[asset.id] = asset
             # What each order no longer needs (price improvement, an ended remainder) is netted per
-            # user and asset like the trade legs; the order row's hold_remaining says what each still holds.
-            legs[(order.user_id, asset.id, order.user_id, AVAILABLE, RELEASE)] += excess
+            # user and asset too; the order row's hold_remaining says what each still holds.
+            moves[((order.user_id, asset.id, LOCKED), (order.user_id, asset.id, AVAILABLE), RELEASE)] += excess
             order.hold_remaining -= excess
 
-    batch_ref = _batch_reference(batch)
-    entries = [
-        (payer, assets[asset_id], payee, payee_kind, amount, kind, f"{batch_ref}:{n}")
-        for n, ((payer, asset_id, payee, payee_kind, kind), amount) in enumerate(legs.items())
-    ]
-    entries = [entry for entry in entries if entry[4] > 0]
+    moves = {key: amount for key, amount in moves.items() if amount > 0}
     account_ids = accounts_get_or_create(
-        specs={(payer, asset, LOCKED) for payer, asset, *_ in entries}
-        | {(payee, asset, payee_kind) for _, asset, payee, payee_kind, *_ in entries}
+        specs={(user_id, assets[asset_id], kind) for accounts in moves for user_id, asset_id, kind in accounts[:2]}
     )
+    batch_ref = _batch_reference(batch)
     postings = [
         Posting(
-            debit_id=account_ids[(payer, asset.id, LOCKED)],
-            credit_id=account_ids[(payee, asset.id, payee_kind)],
-            asset_id=asset.id,
+            debit_id=account_ids[debit],
+            credit_id=account_ids[credit],
+            asset_id=debit[1],
             amount=amount,
             kind=kind,
-            reference=ref,
+            reference=f"{batch_ref}:{n}",
         )
-        for payer, asset, payee, payee_kind, amount, kind, ref in entries
+        for n, ((debit, credit, kind), amount) in enumerate(moves.items())
     ]
 
     # Rendered here, off the committing thread, by one format per row: this runs for every order and
@@ -239,7 +245,7 @@ def batch_write(*, prepared: PreparedBatch) -> list[SettledTrade]:
     """The one transaction: ledger transfers, order rows, trades."""
     trades = prepared.trades
     with transaction.atomic(durable=True):
-        transfers_post(postings=prepared.postings)
+        transfers_post(postings=prepared.postings, savepoint=False)
         _orders_update(prepared.order_rows)
         ids = insert_rows(
             Trade._meta.db_table,
@@ -282,11 +288,16 @@ def _orders_update(rows: list[str]) -> None:
         return
     table = Order._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS settle_orders ("
-            " id BIGINT PRIMARY KEY, status VARCHAR(16), filled_quantity DECIMAL(36,18), filled_quote DECIMAL(36,18),"
-            " hold_remaining DECIMAL(36,18), sequence BIGINT NULL, reject_reason VARCHAR(40), updated_at DATETIME(6))"
-        )
+        raw = connection.connection
+        # A temporary table lives as long as its connection: created once per connection, emptied per batch.
+        if not getattr(raw, "settle_orders_table", False):
+            cursor.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS settle_orders ("
+                " id BIGINT PRIMARY KEY, status VARCHAR(16), filled_quantity DECIMAL(36,18),"
+                " filled_quote DECIMAL(36,18), hold_remaining DECIMAL(36,18), sequence BIGINT NULL,"
+                " reject_reason VARCHAR(40), updated_at DATETIME(6))"
+            )
+            raw.settle_orders_table = True
         cursor.execute("DELETE FROM settle_orders")
     insert_rows(
         "settle_orders",

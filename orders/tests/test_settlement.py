@@ -177,3 +177,43 @@ def test_a_cancel_that_overtakes_the_engine_cancels_the_pending_order(worker, fu
     order.refresh_from_db()
     assert order.status == Order.Status.CANCELED
     assert bal(trader)["USD"] == (Decimal(100), Decimal(0))
+
+
+def test_a_batch_nets_its_money_through_clearing_a_few_transfers_per_user(worker, funded):
+    from django.db.models import Sum
+
+    from ledger.models import LedgerAccount, Transfer
+
+    sellers = [funded(BTC="1") for _ in range(4)]
+    buyers = [funded(USD="1000") for _ in range(4)]
+    for n in range(16):
+        place(sellers[n % 4], side="sell", price=str(100 + n // 4), quantity="0.01")
+    drain(worker)
+    for buyer in buyers:
+        place(buyer, side="buy", price="103", quantity="0.04")
+    before = Transfer.objects.count()  # the buyers' holds included
+    drain(worker)
+
+    trades = list(Trade.objects.all())
+    # Every buyer met every seller: 16 trades, 16 buyer-seller pairs, four legs each if written one
+    # by one. Through clearing, one batch: each buyer's quote in and base out, each seller's base in
+    # and quote out, one fee transfer per asset, and a release for each of the three buyers who paid
+    # less than their bid of 103 (the first three price levels).
+    assert (len(trades), len({(t.maker_user_id, t.taker_user_id) for t in trades})) == (16, 16)
+    assert Transfer.objects.count() - before == 4 * 4 + 2 + 3
+    assert not LedgerAccount.objects.filter(kind=LedgerAccount.Kind.CLEARING).exclude(balance=0).exists()
+    for seller in sellers:
+        sold = [t for t in trades if t.maker_user_id == seller.pk]
+        proceeds = sum(t.price * t.quantity - t.maker_fee for t in sold)
+        assert bal(seller) == {"USD": (proceeds, Decimal(0)), "BTC": (Decimal("0.96"), Decimal(0))}
+    for buyer in buyers:
+        bought = [t for t in trades if t.taker_user_id == buyer.pk]
+        spent = sum(t.price * t.quantity for t in bought)
+        received = Decimal("0.04") - sum(t.taker_fee for t in bought)
+        assert bal(buyer) == {"USD": (Decimal(1000) - spent, Decimal(0)), "BTC": (received, Decimal(0))}
+    fees = dict(
+        LedgerAccount.objects.filter(kind=LedgerAccount.Kind.FEES, balance__gt=0)
+        .values_list("asset__code")
+        .annotate(total=Sum("balance"))
+    )
+    assert fees == {"USD": sum(t.maker_fee for t in trades), "BTC": sum(t.taker_fee for t in trades)}

@@ -72,6 +72,7 @@ class Command(BaseCommand):
         pushed_at: dict[int, float] = {}
         client = redis_.client()
         first_push = time.perf_counter()
+        cpu_start = time.process_time()
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
             client.rpush(queue.queue_key(SHARD), *[f"{queue.PLACE}:{order_id}" for order_id in chunk])
@@ -83,6 +84,7 @@ class Command(BaseCommand):
         # count is enough; the check stays O(1) because it shares the GIL with the worker it measures.
         while len(worker.committed_at) < len(ids) and time.monotonic() < deadline:
             time.sleep(0.05)
+        cpu_seconds = time.process_time() - cpu_start
         last_commit = max(worker.committed_at[i] for i in ids)
         elapsed = last_commit - first_push
         latencies = sorted((worker.committed_at[i] - pushed_at[i]) * 1000 for i in ids)
@@ -112,6 +114,9 @@ class Command(BaseCommand):
                     "orders_traded_pct": round(100 * traded_share(ids), 1),
                     "seconds": round(elapsed, 3),
                     "orders_per_second": round(len(ids) / elapsed),
+                    # CPU this process used meanwhile (matching, settling, publishing, the pushes):
+                    # near "seconds" means the worker is bound by Python, not by the database.
+                    "process_cpu_seconds": round(cpu_seconds, 3),
                     "queue_to_commit_ms_p50": round(latencies[len(latencies) // 2], 1),
                     "queue_to_commit_ms_p99": round(latencies[int(len(latencies) * 0.99) - 1], 1),
                     "ledger_check": "ok",
