@@ -18,6 +18,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exchange_site.errors import NotFound
 
+from . import presence
 from .groups import depth_group, trades_group, user_group
 from .selectors import (
     INTERVALS,
@@ -59,7 +60,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         for task in self.ticker_tasks.values():
             task.cancel()
         for group in self.joined:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self._group_left(group)
 
     # Client -> server ------------------------------------------------------------------------
 
@@ -150,8 +151,16 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _join(self, group: str):
         if group not in self.joined:
+            if self.user_id is not None and group == user_group(self.user_id):
+                # Counted in first: from here on the shard worker renders this user's events.
+                await sync_to_async(presence.stream_opened, thread_sensitive=False)(user_id=self.user_id)
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.add(group)
+
+    async def _group_left(self, group: str):
+        await self.channel_layer.group_discard(group, self.channel_name)
+        if self.user_id is not None and group == user_group(self.user_id):
+            await sync_to_async(presence.stream_closed, thread_sensitive=False)(user_id=self.user_id)
 
     async def _sync_groups(self):
         """Leave every group no remaining subscription needs."""
@@ -166,7 +175,7 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             if kind in ("trades", "ticker", "candles"):
                 needed.add(trades_group(symbol))
         for group in self.joined - needed:
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self._group_left(group)
         self.joined &= needed
         for symbol in [s for s in self.depth_sequence if f"depth:{s}" not in self.subscribed]:
             del self.depth_sequence[symbol]

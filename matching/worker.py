@@ -33,7 +33,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from exchange_site import redis as redis_
-from marketdata import publish
+from marketdata import presence, publish
 from orders.models import Market, Order, Trade
 from orders.serializers import dec, fills_of_trade, iso, order_fixed_data, order_state_data, trade_public_data
 from orders.settlement import Batch, Fill, LiveOrder, PreparedBatch, SettledTrade, batch_prepare, batch_write
@@ -202,6 +202,7 @@ class ShardWorker:
         self.markets: dict[int, MarketState] = {}
         self.by_symbol: dict[str, MarketState] = {}
         self.live: dict[int, LiveOrder] = {}  # resting orders
+        self.account_ids: dict[tuple[int | None, int, str], int] = {}  # ledger accounts settlement has used
         self.order_sequence = 0
         self.lock_connection = None
         self.last_sweep = 0.0
@@ -254,6 +255,7 @@ class ShardWorker:
         self.markets.clear()
         self.by_symbol.clear()
         self.live.clear()
+        self.account_ids.clear()
         self.load_markets()
         self.order_sequence = Order.objects.filter(market__shard=self.shard).aggregate(m=Max("sequence"))["m"] or 0
         rows = (
@@ -421,7 +423,7 @@ class ShardWorker:
         if not batch.orders:
             return
         markets = {market_id: state.market for market_id, state in self.markets.items()}
-        prepared = batch_prepare(batch=batch, markets=markets)
+        prepared = batch_prepare(batch=batch, markets=markets, account_ids=self.account_ids)
         # What the world sees after the commit is taken now: the engine moves on meanwhile.
         item = CommitItem(prepared, self._events_after(batch, touched), set(batch.orders), len(commands))
         self.in_flight |= item.order_ids
@@ -538,13 +540,20 @@ class ShardWorker:
                 changes["bids" if side == BUY else "asks"].append((dec(price * state.tick), dec(quantity * state.lot)))
             depth_changes[state.market.symbol] = changes
         orders: dict[int, list[dict]] = defaultdict(list)
+        streaming: set[int] = set()
         if self.publish_events and batch.orders:
+            try:
+                streaming = presence.users_streaming(user_ids={order.user_id for order in batch.orders.values()})
+            except Exception:  # noqa: BLE001 - Redis down: nothing can be published anyway
+                log.exception("shard %s: cannot read which users are streaming", self.shard)
             updated_at = iso(next(iter(batch.orders.values())).updated_at)  # one stamp per batch
             for order in batch.orders.values():
+                if order.user_id not in streaming:
+                    continue
                 if order.fixed_data is None:
                     order.fixed_data = order_fixed_data(order, symbol=self.markets[order.market_id].market.symbol)
                 orders[order.user_id].append({**order.fixed_data, **order_state_data(order, updated_at=updated_at)})
-        return {"tops": tops, "depth_changes": depth_changes, "orders": dict(orders)}
+        return {"tops": tops, "depth_changes": depth_changes, "orders": dict(orders), "streaming": streaming}
 
     def _after_commit(self, item: CommitItem, trades: list[SettledTrade]) -> None:
         events = item.events
@@ -559,7 +568,7 @@ class ShardWorker:
             for trade in trades:
                 market = trade.market
                 public_trades[market.symbol].append(trade_public_data(trade))
-                for user_id in {trade.maker_user_id, trade.taker_user_id}:
+                for user_id in {trade.maker_user_id, trade.taker_user_id} & events["streaming"]:
                     fills[user_id] += fills_of_trade(
                         trade,
                         user_id=user_id,

@@ -143,8 +143,14 @@ def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[SettledTra
     return batch_write(prepared=batch_prepare(batch=batch, markets=markets))
 
 
-def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
-    """Fees, netted trade legs, releases and the new order rows; updates the in-memory orders."""
+def batch_prepare(
+    *, batch: Batch, markets: dict[int, Market], account_ids: dict[Account, int] | None = None
+) -> PreparedBatch:
+    """Fees, netted trade legs, releases and the new order rows; updates the in-memory orders.
+
+    ``account_ids`` is the caller's memory of ledger account ids (an account, once created, keeps its
+    id for good): only accounts it does not know yet are looked up, and are added to it.
+    """
     now = timezone.now()
     trades: list[SettledTrade] = []
     assets: dict[int, Asset] = {}
@@ -205,9 +211,12 @@ def batch_prepare(*, batch: Batch, markets: dict[int, Market]) -> PreparedBatch:
             order.hold_remaining -= excess
 
     moves = {key: amount for key, amount in moves.items() if amount > 0}
-    account_ids = accounts_get_or_create(
-        specs={(user_id, assets[asset_id], kind) for accounts in moves for user_id, asset_id, kind in accounts[:2]}
-    )
+    account_ids = {} if account_ids is None else account_ids
+    unknown = {account for accounts in moves for account in accounts[:2] if account not in account_ids}
+    if unknown:
+        account_ids.update(
+            accounts_get_or_create(specs={(user_id, assets[asset_id], kind) for user_id, asset_id, kind in unknown})
+        )
     batch_ref = _batch_reference(batch)
     postings = [
         Posting(

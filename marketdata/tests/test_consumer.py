@@ -209,3 +209,36 @@ def test_bad_subscriptions_are_refused_and_unsubscribe_stops_messages():
     assert left == [{"type": "unsubscribed", "channels": []}]
     assert after == []
     assert garbage[0]["type"] == "error"
+
+
+def test_a_user_counts_as_streaming_while_any_of_their_private_streams_is_open():
+    from marketdata.presence import users_streaming
+
+    alice, bob = UserFactory(), UserFactory()
+    _, alice_key = token_create(user=alice)
+
+    def streaming():
+        return sync_to_async(users_streaming, thread_sensitive=False)(user_ids=[alice.pk, bob.pk])
+
+    async def scenario():
+        seen = []
+        tab, other_tab = await connect(f"/ws/stream?token={alice_key}"), await connect(f"/ws/stream?token={alice_key}")
+        await send(tab, "subscribe", "depth:NOPE")  # public only: not counted
+        await receive_all(tab)
+        seen.append(await streaming())
+        for ws in (tab, other_tab):
+            await send(ws, "subscribe", "orders", "balances")
+            await receive_all(ws)
+        seen.append(await streaming())
+        await send(tab, "unsubscribe", "orders")  # still on balances: still counted
+        await receive_all(tab)
+        seen.append(await streaming())
+        await send(tab, "unsubscribe", "balances")
+        await receive_all(tab)
+        seen.append(await streaming())
+        await other_tab.disconnect()
+        seen.append(await streaming())
+        await tab.disconnect()
+        return seen
+
+    assert asyncio.run(scenario()) == [set(), {alice.pk}, {alice.pk}, {alice.pk}, set()]
