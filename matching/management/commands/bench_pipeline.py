@@ -37,11 +37,11 @@ class TimedShardWorker(ShardWorker):
         super().__init__(*args, **kwargs)
         self.committed_at: dict[int, float] = {}
 
-    def _after_commit(self, item, trades):
+    def commit(self, item):
+        super().commit(item)  # the transaction is committed when this returns; events go out after
         now = time.perf_counter()
         for order_id in item.order_ids:
             self.committed_at.setdefault(order_id, now)
-        super()._after_commit(item, trades)
 
 
 class Command(BaseCommand):
@@ -52,8 +52,14 @@ class Command(BaseCommand):
         parser.add_argument("--traders", type=int, default=20)
         parser.add_argument("--seed", type=int, default=7)
         parser.add_argument("--batch-size", type=int, default=None)
+        parser.add_argument(
+            "--rate",
+            type=int,
+            default=None,
+            help="Push at this many orders per second instead of all at once: latency at a steady load.",
+        )
 
-    def handle(self, *args, orders: int, traders: int, seed: int, batch_size: int | None, **options):
+    def handle(self, *args, orders: int, traders: int, seed: int, batch_size: int | None, rate: int | None, **options):
         market, users = self.prepare(traders)
         # The worker starts first: its start-up sweep would otherwise settle the orders before any push.
         worker = TimedShardWorker(SHARD, batch_size=batch_size, sweep_seconds=3600, pipelined=True)
@@ -73,8 +79,11 @@ class Command(BaseCommand):
         client = redis_.client()
         first_push = time.perf_counter()
         cpu_start = time.process_time()
-        for start in range(0, len(ids), 1000):
-            chunk = ids[start : start + 1000]
+        chunk_size = 1000 if rate is None else max(1, rate // 100)  # paced: a chunk every 10 ms
+        for start in range(0, len(ids), chunk_size):
+            if rate is not None:
+                time.sleep(max(0.0, first_push + start / rate - time.perf_counter()))
+            chunk = ids[start : start + chunk_size]
             client.rpush(queue.queue_key(SHARD), *[f"{queue.PLACE}:{order_id}" for order_id in chunk])
             now = time.perf_counter()
             for order_id in chunk:
@@ -109,6 +118,8 @@ class Command(BaseCommand):
                 {
                     "benchmark": "pipeline",
                     "orders": len(ids),
+                    "traders": traders,
+                    "push_rate": rate or "all at once",
                     "trades": stats["trades"],
                     "batches": stats["batches"],
                     "orders_traded_pct": round(100 * traded_share(ids), 1),
