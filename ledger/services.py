@@ -120,16 +120,19 @@ def transfers_post(*, postings: Sequence[Posting], created_by_id: int | None = N
         # No join in this query: MariaDB would lock the joined rows too (it has no FOR UPDATE OF).
         # An account whose balance the postings leave as it was (a clearing account that money only
         # passes through) is read, not locked: every shard's batches pass through it.
-        fields = ("id", "kind", "balance", "asset_id")
-        rows = list(
-            LedgerAccount.objects.select_for_update()
-            .filter(id__in=sorted(account for account, delta in deltas.items() if delta))
-            .order_by("id")
-            .values_list(*fields)
-        )
-        unchanged = [account for account, delta in deltas.items() if not delta]
-        if unchanged:
-            rows += LedgerAccount.objects.filter(id__in=unchanged).values_list(*fields)
+        # Plain SQL: this runs for every settlement batch, and the ORM's query building was a
+        # measurable part of a small batch.
+        select = f"SELECT id, kind, balance, asset_id FROM {LedgerAccount._meta.db_table} WHERE id IN "
+        changed = sorted(int(account) for account, delta in deltas.items() if delta)
+        unchanged = sorted(int(account) for account, delta in deltas.items() if not delta)
+        rows = []
+        with connection.cursor() as cursor:
+            if changed:
+                cursor.execute(f"{select}({', '.join(map(str, changed))}) ORDER BY id FOR UPDATE")
+                rows += cursor.fetchall()
+            if unchanged:
+                cursor.execute(f"{select}({', '.join(map(str, unchanged))})")
+                rows += cursor.fetchall()
         accounts = {row[0]: row for row in rows}
         if len(accounts) != len(deltas):
             raise RuleViolation("unknown_account", "A transfer names an account that does not exist.")
