@@ -605,7 +605,9 @@ class Committer(threading.Thread):
     def __init__(self, worker: ShardWorker):
         super().__init__(name=f"shard-{worker.shard}-commit", daemon=True)
         self.worker = worker
-        self.queue: Queue[CommitItem | None] = Queue(maxsize=2)
+        # One batch waits while one commits: a shard further ahead only queues small batches behind a
+        # commit (latency), where waiting lets the next batch gather what arrives meanwhile.
+        self.queue: Queue[CommitItem | None] = Queue(maxsize=1)
         self.failed = threading.Event()
 
     def run(self) -> None:
