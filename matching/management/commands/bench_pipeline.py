@@ -16,10 +16,12 @@ import threading
 import time
 from decimal import Decimal
 
+import MySQLdb
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from exchange_site import redis as redis_
 from ledger.models import LedgerAccount, Transfer
@@ -60,6 +62,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, orders: int, traders: int, seed: int, batch_size: int | None, rate: int | None, **options):
+        self.stderr.write(f"benchmarking in database {use_bench_database()} ...")
         market, users = self.prepare(traders)
         # The worker starts first: its start-up sweep would otherwise settle the orders before any push.
         worker = TimedShardWorker(SHARD, batch_size=batch_size, sweep_seconds=3600, pipelined=True)
@@ -203,6 +206,27 @@ class Command(BaseCommand):
             for start in range(0, len(postings), 5000):
                 transfers_post(postings=postings[start : start + 5000])
         return [o.pk for o in rows]
+
+
+def use_bench_database() -> str:
+    """Point this process at ``<NAME>_bench``, created and migrated on first use, and return its name.
+
+    The benchmark deposits a billion of each asset to its traders and leaves 50,000 orders behind:
+    none of that may land in the exchange's own ledger, even when an operator runs it on a live host.
+    Every connection of this process, the shard worker's threads' included, reads this same dict.
+    """
+    db = settings.DATABASES["default"]
+    name = db["NAME"] if db["NAME"].endswith("_bench") else f"{db['NAME']}_bench"
+    connections.close_all()
+    server = MySQLdb.connect(
+        host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 3306), user=db["USER"], password=db["PASSWORD"]
+    )
+    with server.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    server.close()
+    db["NAME"] = name
+    call_command("migrate", verbosity=0, interactive=False)
+    return name
 
 
 def time_now():
