@@ -282,7 +282,9 @@ def order_place(
 def order_cancel(*, user, order_id: int) -> Order:
     """Ask the engine to cancel; the request travels the same queue as new orders, behind them."""
     with transaction.atomic(durable=True):
-        order = Order.objects.select_for_update().select_related("market").filter(user=user, pk=order_id).first()
+        # Only the order row is locked: joined to its market, the query would lock the market row too
+        # (MariaDB has no FOR UPDATE OF), and every settlement inserting that market's trades waits on it.
+        order = Order.objects.select_for_update().filter(user=user, pk=order_id).first()
         if order is None:
             raise NotFound("No such order.", code="order_not_found")
         if order.status in Order.FINAL_STATUSES:

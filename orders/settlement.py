@@ -251,10 +251,13 @@ def batch_prepare(
 
 
 def batch_write(*, prepared: PreparedBatch) -> list[SettledTrade]:
-    """The one transaction: ledger transfers, order rows, trades."""
+    """The one transaction: order rows, trades, ledger transfers.
+
+    The ledger comes last: its account rows are the ones order placement and other shards (the
+    fee accounts) wait for, so they stay locked only for the transfers and the commit.
+    """
     trades = prepared.trades
     with transaction.atomic(durable=True):
-        transfers_post(postings=prepared.postings, savepoint=False)
         _orders_update(prepared.order_rows)
         ids = insert_rows(
             Trade._meta.db_table,
@@ -262,6 +265,7 @@ def batch_write(*, prepared: PreparedBatch) -> list[SettledTrade]:
             rendered=prepared.trade_rows,
             returning="id",
         )
+        transfers_post(postings=prepared.postings, savepoint=False)
     for trade, trade_id in zip(trades, ids, strict=True):
         trade.pk = trade_id
     return trades
@@ -325,7 +329,7 @@ def _orders_update(rows: list[str]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             # Driven by the small table: a scan of the orders table would wait on rows that
-            # concurrent order placements are inserting, while they wait on our account locks.
+            # concurrent order placements are inserting.
             f"UPDATE settle_orders s STRAIGHT_JOIN {table} o ON o.id = s.id SET o.status = s.status,"
             " o.filled_quantity = s.filled_quantity, o.filled_quote = s.filled_quote,"
             " o.hold_remaining = s.hold_remaining, o.sequence = s.sequence, o.reject_reason = s.reject_reason,"
