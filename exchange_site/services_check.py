@@ -19,22 +19,27 @@ START_HINT = {
 }
 
 
+def server_connect(db: dict, **kwargs) -> MySQLdb.Connection:
+    """A plain connection to the MariaDB server of a DATABASES entry (no database unless given)."""
+    return MySQLdb.connect(
+        host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 3306), user=db["USER"], password=db["PASSWORD"], **kwargs
+    )
+
+
+def database_create(db: dict, name: str) -> None:
+    conn = server_connect(db, connect_timeout=3)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    finally:
+        conn.close()
+
+
 def main() -> int:
     db = DATABASES["default"]
     failures = []
     try:
-        conn = MySQLdb.connect(
-            host=db["HOST"] or "127.0.0.1",
-            port=int(db["PORT"] or 3306),
-            user=db["USER"],
-            password=db["PASSWORD"],
-            connect_timeout=3,
-        )
-        with conn.cursor() as cursor:
-            cursor.execute(
-                f"CREATE DATABASE IF NOT EXISTS `{db['NAME']}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-            )
-        conn.close()
+        database_create(db, db["NAME"])
         print(f"MariaDB answers at {db['HOST']}:{db['PORT']}; database {db['NAME']} is there.")
     except MySQLdb.Error as exc:
         failures.append(("MariaDB", f"{db['HOST']}:{db['PORT']}", exc))

@@ -24,15 +24,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from queue import Queue
 
-import MySQLdb
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import Max
 from django.utils import timezone
 
 from exchange_site import redis as redis_
+from exchange_site.services_check import server_connect
 from marketdata import presence, publish
 from orders.models import Market, Order, Trade
 from orders.serializers import dec, fills_of_trade, iso, order_fixed_data, order_state_data, trade_public_data
@@ -72,31 +73,14 @@ LIVE_FIELDS = (
 )
 
 
-PENDING_FIELDS = (
-    "id",
-    "user_id",
-    "market_id",
-    "side",
-    "type",
-    "price",
-    "quantity",
-    "quote_quantity",
-    "time_in_force",
-    "post_only",
-    "stp",
-    "client_order_id",
-    "created_at",
-    "hold_remaining",
-    "protection_price",
-)
+# What settlement writes: a pending order has none of it yet, so it is not read, only set.
+SETTLED_FIELDS = ("updated_at", "status", "filled_quantity", "filled_quote", "sequence", "reject_reason")
+PENDING_FIELDS = tuple(field for field in LIVE_FIELDS if field not in SETTLED_FIELDS)
 ZERO = Decimal(0)
 
 
 def pending_orders(ids) -> list[LiveOrder]:
-    """The still-pending orders among ``ids``: one plain query, no ORM objects (this is per batch).
-
-    Only what placement wrote is read: a pending order has no fills, sequence or reject reason yet.
-    """
+    """The still-pending orders among ``ids``: one plain query, no ORM objects (this is per batch)."""
     if not ids:
         return []
     with connection.cursor() as cursor:
@@ -106,47 +90,20 @@ def pending_orders(ids) -> list[LiveOrder]:
             [Order.Status.PENDING],
         )
         rows = cursor.fetchall()
-    pending = Order.Status.PENDING
-    return [
-        LiveOrder(
-            id,
-            user_id,
-            market_id,
-            side,
-            type_,
-            price,
-            quantity,
-            quote_quantity,
-            tif,
-            bool(post_only),  # tinyint from the driver
-            stp,
-            client_order_id,
-            created_at.replace(tzinfo=UTC),  # the driver hands back MariaDB's naive UTC datetimes
-            created_at,  # settlement sets updated_at
-            pending,
-            ZERO,
-            ZERO,
-            hold_remaining,
-            protection_price=protection_price,
+    out = []
+    for values in rows:
+        order = LiveOrder(
+            **dict(zip(PENDING_FIELDS, values, strict=True)),
+            updated_at=None,  # created_at below, until settlement sets it
+            status=Order.Status.PENDING.value,
+            filled_quantity=ZERO,
+            filled_quote=ZERO,
         )
-        for (
-            id,
-            user_id,
-            market_id,
-            side,
-            type_,
-            price,
-            quantity,
-            quote_quantity,
-            tif,
-            post_only,
-            stp,
-            client_order_id,
-            created_at,
-            hold_remaining,
-            protection_price,
-        ) in rows
-    ]
+        # The driver hands back MariaDB's naive UTC datetimes and tinyint booleans.
+        order.created_at = order.updated_at = order.created_at.replace(tzinfo=UTC)
+        order.post_only = bool(order.post_only)
+        out.append(order)
+    return out
 
 
 class ShardLockTaken(RuntimeError):
@@ -163,26 +120,16 @@ class MarketState:
         self.lot = market.lot_size
         self.notional_unit = market.tick_size * market.lot_size
         self.next_trade_sequence = 1
-        self._ticks: dict[Decimal, int] = {}
-        self._lots: dict[Decimal, int] = {}
-
-    def ticks(self, price: Decimal) -> int:
         # Remembered: a Decimal division per order and fill is a measurable share of a batch, and
-        # prices repeat. The cache is dropped whole when it grows large.
-        ticks = self._ticks.get(price)
-        if ticks is None:
-            if len(self._ticks) > CONVERSION_CACHE_SIZE:
-                self._ticks.clear()
-            ticks = self._ticks[price] = int(price / self.tick)
-        return ticks
+        # prices and sizes repeat.
+        self.ticks = lru_cache(maxsize=CONVERSION_CACHE_SIZE)(self._ticks)
+        self.lots = lru_cache(maxsize=CONVERSION_CACHE_SIZE)(self._lots)
 
-    def lots(self, quantity: Decimal) -> int:
-        lots = self._lots.get(quantity)
-        if lots is None:
-            if len(self._lots) > CONVERSION_CACHE_SIZE:
-                self._lots.clear()
-            lots = self._lots[quantity] = int(quantity / self.lot)
-        return lots
+    def _ticks(self, price: Decimal) -> int:
+        return int(price / self.tick)
+
+    def _lots(self, quantity: Decimal) -> int:
+        return int(quantity / self.lot)
 
 
 class ShardWorker:
@@ -217,13 +164,7 @@ class ShardWorker:
 
     def acquire_lock(self) -> None:
         db = settings.DATABASES["default"]
-        self.lock_connection = MySQLdb.connect(
-            host=db["HOST"] or "127.0.0.1",
-            port=int(db["PORT"] or 3306),
-            user=db["USER"],
-            password=db["PASSWORD"],
-            database=db["NAME"],
-        )
+        self.lock_connection = server_connect(db, database=db["NAME"])
         name = f"{db['NAME']}:shard:{self.shard}"
         with self.lock_connection.cursor() as cursor:
             # Held for the life of this connection: if the process dies, MariaDB releases it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from .models import Order, Trade
 
@@ -13,20 +14,17 @@ def dec(value: Decimal | None) -> str | None:
         return None
     if not value:
         return "0"  # never "-0"
-    # Equal values give equal text, and prices and sizes repeat: the shard worker renders every
-    # order and fill it settles, so the text is remembered (the cache is dropped whole when large).
-    text = _DEC_TEXT.get(value)
-    if text is None:
-        text = format(value, "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        if len(_DEC_TEXT) > 100_000:
-            _DEC_TEXT.clear()
-        _DEC_TEXT[value] = text
+    return _dec_text(value)
+
+
+# Equal values give equal text, and prices and sizes repeat: the shard worker renders every order
+# and fill it settles, so the text is remembered.
+@lru_cache(maxsize=100_000)
+def _dec_text(value: Decimal) -> str:
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return text
-
-
-_DEC_TEXT: dict[Decimal, str] = {}
 
 
 def iso(moment) -> str:

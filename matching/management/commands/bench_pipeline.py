@@ -16,7 +16,6 @@ import threading
 import time
 from decimal import Decimal
 
-import MySQLdb
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -24,6 +23,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, connections, transaction
 
 from exchange_site import redis as redis_
+from exchange_site.services_check import database_create
 from ledger.models import LedgerAccount, Transfer
 from ledger.services import Posting, accounts_get_or_create, asset_get_or_create, funds_deposit, transfers_post
 from matching import queue
@@ -218,12 +218,7 @@ def use_bench_database() -> str:
     db = settings.DATABASES["default"]
     name = db["NAME"] if db["NAME"].endswith("_bench") else f"{db['NAME']}_bench"
     connections.close_all()
-    server = MySQLdb.connect(
-        host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 3306), user=db["USER"], password=db["PASSWORD"]
-    )
-    with server.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    server.close()
+    database_create(db, name)
     db["NAME"] = name
     call_command("migrate", verbosity=0, interactive=False)
     return name
