@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "orders",
     "matching",
     "marketdata",
+    "audit",
 ]
 
 MIDDLEWARE = [
