@@ -45,6 +45,7 @@ class Order(models.Model):
         GTC = "GTC"
         IOC = "IOC"
         FOK = "FOK"
+        GTD = "GTD"
 
     class Stp(models.TextChoices):
         CANCEL_NEWEST = "cancel_newest"
@@ -87,6 +88,8 @@ class Order(models.Model):
     # Priority in the book, given by the shard worker when the engine first sees the order.
     sequence = models.BigIntegerField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    # GTD orders only: when the engine expires what still rests.
+    expire_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -130,3 +133,45 @@ class Trade(models.Model):
 
     def __str__(self) -> str:
         return f"{self.market_id} #{self.sequence} {self.quantity} @ {self.price}"
+
+
+class OrderEvent(models.Model):
+    """The order lifecycle journal: one immutable row per state change, written in the transaction
+    of the change. An order's row equals the fold of its events (ordered by id)."""
+
+    class Type(models.TextChoices):
+        ACCEPTED = "accepted"
+        OPENED = "opened"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        CANCEL_REQUESTED = "cancel_requested"
+        CANCELED = "canceled"
+        EXPIRED = "expired"
+        REJECTED = "rejected"
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=16, choices=Type.choices)
+    at = models.DateTimeField()
+    # The order's figures after this change.
+    filled_quantity = amount_field(default=0)
+    filled_quote = amount_field(default=0)
+    remaining_quantity = amount_field(null=True, blank=True)
+    # A fill's price and quantity (partially_filled / filled); the order's own on "accepted".
+    price = amount_field(null=True, blank=True)
+    quantity = amount_field(null=True, blank=True)
+    reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["order", "id"])]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} {self.type}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("Order events are immutable.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Order events are immutable.")
