@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "matching",
     "marketdata",
     "audit",
+    "fixgateway",
 ]
 
 MIDDLEWARE = [
@@ -161,3 +162,8 @@ LOGGING = {
 # empty queue) a shard looks in the database for orders whose queue message was lost.
 SHARD_BATCH_SIZE = env.int("SHARD_BATCH_SIZE", default=2000)
 SHARD_SWEEP_SECONDS = env.float("SHARD_SWEEP_SECONDS", default=2.0)
+
+# FIX 4.4 acceptor (manage.py run_fix): where it listens, and the threads its sessions' database calls use.
+FIX_HOST = env("FIX_HOST", default="127.0.0.1")
+FIX_PORT = env.int("FIX_PORT", default=9878)
+FIX_DB_THREADS = env.int("FIX_DB_THREADS", default=4)
