@@ -136,10 +136,13 @@ class Connection:
             task.cancel()
         if self.acceptor.active.get(self.sender) is self:
             del self.acceptor.active[self.sender]
-        if self.channel is not None:
-            await get_channel_layer().group_discard(user_group(self.user.pk), self.channel)
-        if self.streaming:
-            await db(presence.stream_closed, user_id=self.user.pk)
+        try:
+            if self.channel is not None:
+                await get_channel_layer().group_discard(user_group(self.user.pk), self.channel)
+            if self.streaming:
+                await db(presence.stream_closed, user_id=self.user.pk)
+        except Exception:
+            log.exception("FIX %s: leaving the user's event group failed", self.sender)
         self.writer.close()
         try:
             await self.writer.wait_closed()
@@ -158,7 +161,7 @@ class Connection:
                     await self.inbox.put(("message", message))
                 if len(parser.get_buffer()) > MAX_BUFFER:
                     break
-        except (ConnectionError, OSError, simplefix.errors.FixParserError):
+        except (ConnectionError, OSError, simplefix.errors.ParsingError):
             pass
         await self.inbox.put(("eof", None))
 
@@ -169,8 +172,15 @@ class Connection:
 
     async def _listen(self) -> None:
         layer = get_channel_layer()
-        while True:
-            await self.inbox.put(("event", await layer.receive(self.channel)))
+        try:
+            while True:
+                await self.inbox.put(("event", await layer.receive(self.channel)))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Without events the session would stay silent about fills: end it so the client knows.
+            log.exception("FIX %s: the channel layer failed", self.sender)
+            await self.inbox.put(("shutdown", "Execution reports are unavailable; log on again later."))
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -195,6 +205,7 @@ class Connection:
             note=note,
             next_out_seq=self.next_out if self.session_id is not None and not poss_dup else None,
         )
+        log.debug("FIX %s out: %s", target, raw.replace(b"\x01", b"|"))
         self.writer.write(raw)
         await self.writer.drain()
         self.last_out = time.monotonic()
@@ -219,6 +230,7 @@ class Connection:
     # --- session layer ----------------------------------------------------------------------
 
     async def _on_message(self, message) -> None:
+        log.debug("FIX %s in: %s", self.sender, message)
         self.last_in = time.monotonic()
         self.test_request_at = None
         msg_type = fix.get(message, 35) or ""
