@@ -46,6 +46,7 @@ from .services import message_journal, session_for_logon
 log = logging.getLogger(__name__)
 
 LOGON_TIMEOUT = 10  # seconds a new connection has to log on
+BRPOP_TIMEOUT = 2  # seconds; see Connection._stream_open
 MAX_BUFFER = 64 * 1024  # bytes of an unfinished message before the connection is dropped
 _executor = ThreadPoolExecutor(max_workers=settings.FIX_DB_THREADS, thread_name_prefix="fix-db")
 
@@ -385,6 +386,9 @@ class Connection:
         await db(presence.stream_opened, user_id=self.user.pk)
         self.streaming = True
         layer = get_channel_layer()
+        # redis-py's default socket timeout (5 s) equals channels_redis's blocking pop (5 s): an idle
+        # wait would end in a TimeoutError. A shorter pop keeps every wait inside the socket timeout.
+        layer.brpop_timeout = BRPOP_TIMEOUT
         self.channel = await layer.new_channel("fix.")
         await layer.group_add(user_group(self.user.pk), self.channel)
         self.tasks.append(asyncio.create_task(self._listen()))

@@ -59,10 +59,17 @@ def test_two_sessions_trade_cancel_and_reject_with_execution_reports(shard_worke
     assert [tag(maker, t) for t in (39, 14, 151, 6, 31, 32)] == ["1", "0.3", "0.2", "100", "100", "0.3"]
     assert tag(maker, 17) != tag(taker, 17)
 
+    b.send("D", [(11, "B-market"), (55, "BTC-USD"), (54, "1"), (40, "1"), (38, "0.1")])
+    b.expect("8", t11="B-market", t150="0")
+    market = b.expect("8", t11="B-market", t150="F")
+    assert [tag(market, t) for t in (39, 14, 6, 59)] == ["2", "0.1", "100", "3"]
+    maker = a.expect("8", t11="A1", t150="F")
+    assert [tag(maker, t) for t in (39, 14, 151, 6, 32)] == ["1", "0.4", "0.1", "100", "0.1"]
+
     a.send("F", [(11, "A1-cancel"), (41, "A1"), (55, "BTC-USD"), (54, "2")])
     assert tag(a.expect("8", t11="A1-cancel", t150="6"), 41) == "A1"
     canceled = a.expect("8", t11="A1-cancel", t150="4")
-    assert [tag(canceled, t) for t in (37, 41, 39, 14, 151)] == [str(seller_order), "A1", "4", "0.3", "0"]
+    assert [tag(canceled, t) for t in (37, 41, 39, 14, 151)] == [str(seller_order), "A1", "4", "0.4", "0"]
 
     new_order(b, "B2", "1", "100.005", "0.1")
     rejected = b.expect("8", t11="B2")
@@ -76,7 +83,7 @@ def test_two_sessions_trade_cancel_and_reject_with_execution_reports(shard_worke
 
     new_order(b, "B1", "1", "101", "0.3")  # the same ClOrdID again: nothing new is placed
     assert tag(b.expect("8", t11="B1", t150="I"), 39) == "2"
-    assert Order.objects.filter(user=buyer).count() == 1
+    assert Order.objects.filter(user=buyer).count() == 2
 
     for client in (a, b):
         client.send("5", [])
@@ -84,7 +91,7 @@ def test_two_sessions_trade_cancel_and_reject_with_execution_reports(shard_worke
         assert client.closed()
     shard_worker.wait_idle()
     assert Order.objects.get(pk=seller_order).status == Order.Status.CANCELED
-    assert Order.objects.get(user=buyer).filled_quantity == Decimal("0.3")
+    assert Order.objects.get(user=buyer, client_order_id="B1").filled_quantity == Decimal("0.3")
     assert_journal_matches(a, seller.username)
     assert_journal_matches(b, buyer.username)
 
@@ -128,6 +135,18 @@ def test_sequence_numbers_persist_and_gaps_are_resent_or_filled(fix_acceptor, fu
     assert (6, "beyond gap: awaiting resend") in inbound
     outbound = list(FixMessage.objects.filter(session=session, direction="out").values_list("seq_num", "msg_type"))
     assert outbound == [(1, "A"), (2, "0"), (3, "5"), (4, "A"), (5, "2"), (1, "4"), (6, "0"), (7, "5")]
+
+
+def test_heartbeats_and_a_silent_client_is_tested_then_logged_out(fix_acceptor, funded):
+    user, key = trader(funded)
+    client = FixClient(fix_acceptor.port, sender=user.username, token=key)
+    client.logon(heartbeat=1)
+    client.expect("0", timeout=10)  # the acceptor's own heartbeat when it has nothing to say
+    probe = client.expect("1", timeout=10)  # the client said nothing for too long
+    client.send("0", [(112, tag(probe, 112))])
+    client.expect("1", timeout=10)  # silent again: probed again, and this time no answer
+    assert "heartbeat timeout" in tag(client.expect("5", timeout=10), 58)
+    assert client.closed()
 
 
 def test_logon_refused_without_a_token_of_the_user(fix_acceptor, funded):
