@@ -298,9 +298,11 @@ class Connection:
         only in the database; it asks the REST API (GET /orders) for the orders' state.
         """
         begin = max(_int(fix.get(message, 7)) or 1, 1)
+        end = _int(fix.get(message, 16)) or 0  # 0: up to the last message sent
         if begin >= self.next_out:
             return await self._reject(message, f"BeginSeqNo (7) {begin} was never sent; next is {self.next_out}.")
-        await self.send(fix.SEQUENCE_RESET, [(123, "Y"), (36, str(self.next_out))], seq_num=begin, note="gap fill")
+        new_seq = self.next_out if end == 0 or end >= self.next_out - 1 else max(end, begin) + 1
+        await self.send(fix.SEQUENCE_RESET, [(123, "Y"), (36, str(new_seq))], seq_num=begin, note="gap fill")
 
     async def _reject(self, message, text: str, *, reason: str = "99", tag: int | None = None) -> None:
         fields = [(45, fix.get(message, 34) or "0"), (372, fix.get(message, 35) or "")]
@@ -345,7 +347,9 @@ class Connection:
         heartbeat = _int(fix.get(message, 108))
         refusal = None
         user = None
-        if fix.get(message, 56) != fix.EXCHANGE_COMP_ID:
+        if message.begin_string != fix.BEGIN_STRING.encode():
+            refusal = f"BeginString (8) must be {fix.BEGIN_STRING}."
+        elif fix.get(message, 56) != fix.EXCHANGE_COMP_ID:
             refusal = f"TargetCompID (56) must be {fix.EXCHANGE_COMP_ID}."
         elif not heartbeat or heartbeat > 3600:
             refusal = "HeartBtInt (108) must be a whole number of seconds, 1 to 3600."

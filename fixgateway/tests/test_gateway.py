@@ -119,22 +119,25 @@ def test_sequence_numbers_persist_and_gaps_are_resent_or_filled(fix_acceptor, fu
     first.send("2", [(7, "1"), (16, "0")])
     fill = first.expect("4")
     assert [tag(fill, t) for t in (34, 43, 123, 36)] == ["1", "Y", "Y", "6"]
+    first.send("2", [(7, "2"), (16, "3")])  # a bounded range ends where it was asked to
+    bounded = first.expect("4")
+    assert [tag(bounded, t) for t in (34, 36)] == ["2", "4"]
     first.send("1", [(112, "ping-2")])
     assert tag(first.expect("0", t112="ping-2"), 34) == "6"
 
     # A number already used, without PossDupFlag, ends the session.
     first.send("0", [], seq=3)
     logout = first.expect("5")
-    assert "MsgSeqNum too low, expecting 9 but received 3" in tag(logout, 58)
+    assert "MsgSeqNum too low, expecting 10 but received 3" in tag(logout, 58)
     assert first.closed()
 
     session = FixSession.objects.get(sender_comp_id=user.username)
-    assert (session.next_in_seq, session.next_out_seq) == (9, 8)
+    assert (session.next_in_seq, session.next_out_seq) == (10, 8)
     inbound = list(FixMessage.objects.filter(session=session, direction="in").values_list("seq_num", "note"))
     assert inbound[-1] == (3, "MsgSeqNum too low")
     assert (6, "beyond gap: awaiting resend") in inbound
     outbound = list(FixMessage.objects.filter(session=session, direction="out").values_list("seq_num", "msg_type"))
-    assert outbound == [(1, "A"), (2, "0"), (3, "5"), (4, "A"), (5, "2"), (1, "4"), (6, "0"), (7, "5")]
+    assert outbound == [(1, "A"), (2, "0"), (3, "5"), (4, "A"), (5, "2"), (1, "4"), (2, "4"), (6, "0"), (7, "5")]
 
 
 def test_heartbeats_and_a_silent_client_is_tested_then_logged_out(fix_acceptor, funded):
