@@ -250,7 +250,7 @@ class Connection:
             await self._journal_in(message, note="no MsgSeqNum")
             await self._logout("MsgSeqNum (34) is required.")
         if msg_type == fix.SEQUENCE_RESET and fix.get(message, 123) != "Y":
-            return await self._sequence_reset(message, seq)
+            return await self._sequence_reset(message)
         if seq < self.next_in:
             if fix.get(message, 43) == "Y":
                 return await self._journal_in(message, note="duplicate: ignored")
@@ -281,7 +281,7 @@ class Connection:
             self.gap_requested = True
             await self.send(fix.RESEND_REQUEST, [(7, str(self.next_in)), (16, "0")])
 
-    async def _sequence_reset(self, message, seq: int | None) -> None:
+    async def _sequence_reset(self, message) -> None:
         """Reset mode (123 absent or N): the client's next MsgSeqNum is NewSeqNo, whatever this one's."""
         new = _int(fix.get(message, 36))
         if new is None or new < self.next_in:
