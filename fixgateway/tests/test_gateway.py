@@ -163,6 +163,13 @@ def test_logon_refused_without_a_token_of_the_user(fix_acceptor, funded):
     refused = FixMessage.objects.filter(sender_comp_id=user.username, note="logon refused")
     assert sorted(refused.values_list("direction", "msg_type")) == [("in", "A"), ("out", "5")]
 
+    first = FixClient(fix_acceptor.port, sender=other.username, token=other_key)
+    assert tag(first.logon(), 35) == "A"
+    second = FixClient(fix_acceptor.port, sender=other.username, token=other_key)
+    assert "already logged on" in tag(second.logon(), 58)
+    first.send("1", [(112, "still-here")])
+    assert tag(first.expect("0"), 112) == "still-here"  # the first connection is undisturbed
+
 
 def test_gtd_order_carries_its_expire_time_or_is_refused_with_a_reason(fix_acceptor, funded):
     from fixgateway.server import _accepts_expire_at
