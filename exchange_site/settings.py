@@ -32,6 +32,9 @@ INSTALLED_APPS = [
     "matching",
     "marketdata",
     "audit",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "funding",
 ]
 
 MIDDLEWARE = [
@@ -40,6 +43,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: marks request.user verified when the session carries a confirmed OTP device.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -161,3 +166,10 @@ LOGGING = {
 # empty queue) a shard looks in the database for orders whose queue message was lost.
 SHARD_BATCH_SIZE = env.int("SHARD_BATCH_SIZE", default=2000)
 SHARD_SWEEP_SECONDS = env.float("SHARD_SWEEP_SECONDS", default=2.0)
+
+# Funding: deposits confirmed at once without an operator, up to this much per user, asset and UTC
+# day ("USD=100000,BTC=10"; a bare number applies to every asset). Empty = off: every deposit waits
+# for an operator. For demos only.
+FUNDING_DEMO_DEPOSIT_LIMIT = env("FUNDING_DEMO_DEPOSIT_LIMIT", default="")
+# Admin two-factor sign-in (django-otp TOTP): the issuer shown in authenticator apps.
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Exchange")
