@@ -11,6 +11,15 @@ from .services import deposit_request, withdrawal_cancel, withdrawal_request
 Kind = FundingRequest.Kind
 
 
+class AmountField(serializers.CharField):
+    """A decimal string; a JSON number is refused, since a float may already have lost digits."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError('Send amounts as decimal strings, e.g. "12.50".')
+        return super().to_internal_value(data)
+
+
 class FundingRequestOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     asset = serializers.CharField(source="asset.code")
@@ -41,7 +50,7 @@ class DepositListCreateApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         asset = serializers.CharField(max_length=16)
-        amount = serializers.CharField(max_length=60)
+        amount = AmountField(max_length=60)
         client_request_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
 
     def get(self, request):
@@ -66,7 +75,7 @@ class WithdrawalListCreateApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         asset = serializers.CharField(max_length=16)
-        amount = serializers.CharField(max_length=60)
+        amount = AmountField(max_length=60)
         destination = serializers.CharField(max_length=200)
         client_request_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
 

@@ -76,8 +76,14 @@ def statement_csv(rows, *, asset: str | None) -> HttpResponse:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=STATEMENT_COLUMNS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({**row, "memo": _cell(row["memo"]), "reference": _cell(row["reference"])} for row in rows)
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-    name = f"statement-{asset.upper()}.csv" if asset else "statement.csv"
+    code = "".join(char for char in (asset or "").upper() if char.isalnum())
+    name = f"statement-{code}.csv" if code else "statement.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+def _cell(text: str) -> str:
+    # A spreadsheet runs a cell starting with = + - @ as a formula; free text is quoted instead.
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
