@@ -23,7 +23,9 @@ class AdjustBalanceForm(forms.Form):
     amount = forms.CharField(help_text="A positive decimal, e.g. 100.50")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="Required; kept on the transfer.")
     # Generated when the form is shown: submitting the same form twice adjusts once.
-    reference = forms.CharField(max_length=64, widget=forms.HiddenInput, initial=lambda: uuid.uuid4().hex)
+    reference = forms.CharField(
+        max_length=64, required=False, widget=forms.HiddenInput, initial=lambda: uuid.uuid4().hex
+    )
 
 
 class ApiTokenInline(admin.TabularInline):
