@@ -13,10 +13,11 @@ with open orders when it compares locked balances to what holds them.
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -37,7 +38,10 @@ def demo_deposit_limit(*, asset_code: str) -> Decimal:
     for part in str(settings.FUNDING_DEMO_DEPOSIT_LIMIT or "").split(","):
         code, _, amount = part.strip().rpartition("=")
         if amount.strip():
-            limits[code.strip().upper() or "*"] = Decimal(amount.strip())
+            try:
+                limits[code.strip().upper() or "*"] = Decimal(amount.strip())
+            except InvalidOperation:
+                raise ImproperlyConfigured(f"FUNDING_DEMO_DEPOSIT_LIMIT: {part!r} is not ASSET=AMOUNT") from None
     return limits.get(asset_code.upper(), limits.get("*", Decimal(0)))
 
 
