@@ -108,7 +108,10 @@ def statement_for_user(
         accounts = LedgerAccount.objects.filter(user=user, kind__in=LedgerAccount.USER_KINDS)
         if asset:
             accounts = accounts.filter(asset__code=asset.upper())
-        own = set(accounts.values_list("id", flat=True))
+        by_asset: dict[int, set[int]] = {}
+        for account_id, asset_id in accounts.values_list("id", "asset_id"):
+            by_asset.setdefault(asset_id, set()).add(account_id)
+        own = set().union(*by_asset.values())
         if not own:
             return [], None
         entries = (
@@ -123,7 +126,7 @@ def statement_for_user(
         next_cursor = None
         if limit is not None and len(rows) > limit:
             rows, next_cursor = rows[:limit], rows[limit - 1].pk
-        balances = _balances_through(own=own, rows=rows)
+        balances = _balances_through(by_asset=by_asset, rows=rows)
     out = []
     for row in rows:
         amount = row.amount if row.credit_account_id in own else -row.amount
@@ -143,14 +146,16 @@ def statement_for_user(
     return out, next_cursor
 
 
-def _balances_through(*, own: set[int], rows: list) -> dict[int, Decimal]:
+def _balances_through(*, by_asset: dict[int, set[int]], rows: list) -> dict[int, Decimal]:
     """Per asset on the page: the user's total just after the page's newest entry of that asset."""
     newest: dict[int, int] = {}
     for row in rows:
         newest.setdefault(row.asset_id, row.pk)
     balances = {}
     for asset_id, through in newest.items():
-        mine = Transfer.objects.filter(asset_id=asset_id, id__lte=through)
+        # By the user's accounts of the asset, not by asset: their indexes find only this user's rows.
+        own = by_asset[asset_id]
+        mine = Transfer.objects.filter(id__lte=through)
         credits = mine.filter(credit_account_id__in=own).exclude(debit_account_id__in=own).aggregate(t=Sum("amount"))
         debits = mine.filter(debit_account_id__in=own).exclude(credit_account_id__in=own).aggregate(t=Sum("amount"))
         balances[asset_id] = (credits["t"] or Decimal(0)) - (debits["t"] or Decimal(0))
