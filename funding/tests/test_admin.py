@@ -163,3 +163,20 @@ def test_totpdevice_command_prints_a_key_whose_token_signs_in(client):
         },
     )
     assert response.status_code == 302 and client.get("/admin/").status_code == 200
+
+
+def test_seed_demo_gives_the_operator_a_device_whose_token_signs_in(client):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "Operator 2FA: add otpauth://totp/" in out.getvalue()
+    token = io.StringIO()
+    call_command("totptoken", "operator", stdout=token)
+    response = client.post(
+        "/admin/login/?next=/admin/",
+        {"username": "operator", "password": "operator-demo-pass", "otp_token": token.getvalue().strip()},
+    )
+    assert response.status_code == 302 and client.get("/admin/").status_code == 200
