@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from exchange_site.db import insert_rows
 from exchange_site.errors import RuleViolation
 
@@ -352,8 +353,6 @@ def balance_adjust(
     ``reference`` makes it idempotent (the admin form carries one generated when it is shown): the
     same reference again is refused with ``duplicate_reference`` and adjusts nothing.
     """
-    from audit.services import audit_record
-
     reason = (reason or "").strip()
     if not reason:
         raise RuleViolation("reason_required", "An adjustment needs a reason.", fields={"reason": ["Required."]})
