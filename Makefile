@@ -50,6 +50,8 @@ seed: migrate
 
 setup: seed node
 
+# Demo deposits are confirmed at once up to these amounts per user and day (see .env.example).
+run: export FUNDING_DEMO_DEPOSIT_LIMIT ?= USD=100000,BTC=10,ETH=100
 run: setup
 	@echo "Starting web, matching shard, worker, beat and demo bots on http://127.0.0.1:8000 (Ctrl-C stops them all)"
 	$(VENV)/bin/honcho start -f Procfile

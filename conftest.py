@@ -73,3 +73,12 @@ def shard_worker(transactional_db):
     worker = ShardProcess(shard=0).start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's admin_client, with the session verified by a TOTP device as the admin requires."""
+    from funding.tests.factories import otp_login
+
+    otp_login(client, admin_user)
+    return client

@@ -1,3 +1,5 @@
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -20,6 +22,10 @@ class AdjustBalanceForm(forms.Form):
     direction = forms.ChoiceField(choices=[("credit", "Credit (deposit)"), ("debit", "Debit (withdraw)")])
     amount = forms.CharField(help_text="A positive decimal, e.g. 100.50")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), help_text="Required; kept on the transfer.")
+    # Generated when the form is shown: submitting the same form twice adjusts once.
+    reference = forms.CharField(
+        max_length=64, required=False, widget=forms.HiddenInput, initial=lambda: uuid.uuid4().hex
+    )
 
 
 class ApiTokenInline(admin.TabularInline):
@@ -66,6 +72,7 @@ class TraderAdmin(UserAdmin):
                     direction=form.cleaned_data["direction"],
                     reason=form.cleaned_data["reason"],
                     operator=request.user,
+                    reference=form.cleaned_data["reference"],
                 )
             except RuleViolation as exc:
                 form.add_error(None, exc.message)

@@ -1,7 +1,7 @@
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 
-from ledger.apis import BalanceListApi
+from ledger.apis import BalanceListApi, StatementApi
 
 from .errors import error_body
 
@@ -15,5 +15,7 @@ urlpatterns = [
     path("balances", BalanceListApi.as_view(), name="api-balances"),
     path("", include("orders.api_urls")),
     path("", include("marketdata.api_urls")),
+    path("statement", StatementApi.as_view(), name="api-statement"),
+    path("", include("funding.api_urls")),
     re_path(r"^.*$", api_not_found),
 ]

@@ -33,6 +33,9 @@ INSTALLED_APPS = [
     "marketdata",
     "audit",
     "fixgateway",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "funding",
 ]
 
 MIDDLEWARE = [
@@ -41,6 +44,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: marks request.user verified when the session carries a confirmed OTP device.
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -167,3 +172,9 @@ SHARD_SWEEP_SECONDS = env.float("SHARD_SWEEP_SECONDS", default=2.0)
 FIX_HOST = env("FIX_HOST", default="127.0.0.1")
 FIX_PORT = env.int("FIX_PORT", default=9878)
 FIX_DB_THREADS = env.int("FIX_DB_THREADS", default=4)
+# Funding: deposits confirmed at once without an operator, up to this much per user, asset and UTC
+# day ("USD=100000,BTC=10"; a bare number applies to every asset). Empty = off: every deposit waits
+# for an operator. For demos only.
+FUNDING_DEMO_DEPOSIT_LIMIT = env("FUNDING_DEMO_DEPOSIT_LIMIT", default="")
+# Admin two-factor sign-in (django-otp TOTP): the issuer shown in authenticator apps.
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Exchange")

@@ -2,15 +2,21 @@ from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
+from funding.admin_site import ExchangeAdminSite
 from marketdata.views import home
 
 from .health import healthz
+
+# The admin asks staff for a TOTP token (django-otp) and has the operator overview; swapping the
+# class keeps every ModelAdmin already registered on admin.site.
+admin.site.__class__ = ExchangeAdminSite
 
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
+    path("funding/", include("funding.urls")),
     path("api/v1/", include("exchange_site.api_urls")),
     path("", include("marketdata.urls")),
 ]

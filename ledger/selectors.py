@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
-from django.db import connection
-from django.db.models import Sum
+from django.db import connection, transaction
+from django.db.models import Q, Sum
 
 from .models import Asset, LedgerAccount, Transfer
 
@@ -74,3 +76,87 @@ def ledger_problems() -> list[str]:
     ):
         problems.append(f"account {key}: negative balance {balance}")
     return problems
+
+
+@contextmanager
+def consistent_read() -> Iterator[None]:
+    """A read-only transaction whose queries all see one snapshot (REPEATABLE READ for this one).
+
+    Inside a caller's transaction (a test's), it reads what that transaction sees.
+    """
+    if connection.in_atomic_block:
+        yield
+        return
+    with connection.cursor() as cursor:
+        # Applies to the next transaction only; the session's READ COMMITTED stays for the rest.
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with transaction.atomic():
+        yield
+
+
+def statement_for_user(
+    *, user, asset: str | None = None, cursor: int | None = None, limit: int | None = 100
+) -> tuple[list[dict], int | None]:
+    """The user's ledger entries, newest first, each with the balance it left; returns (entries, next_cursor).
+
+    The balance is the user's total of the asset (available + locked): what they own. Moves between
+    their own available and locked balances (order and withdrawal holds, releases) change nothing
+    they own and are not entries. ``amount`` is signed: positive in, negative out. ``limit=None``
+    returns every entry (the CSV download).
+    """
+    with consistent_read():
+        accounts = LedgerAccount.objects.filter(user=user, kind__in=LedgerAccount.USER_KINDS)
+        if asset:
+            accounts = accounts.filter(asset__code=asset.upper())
+        by_asset: dict[int, set[int]] = {}
+        for account_id, asset_id in accounts.values_list("id", "asset_id"):
+            by_asset.setdefault(asset_id, set()).add(account_id)
+        own = set().union(*by_asset.values())
+        if not own:
+            return [], None
+        entries = (
+            Transfer.objects.filter(Q(debit_account_id__in=own) | Q(credit_account_id__in=own))
+            .exclude(debit_account_id__in=own, credit_account_id__in=own)
+            .select_related("asset")
+            .order_by("-id")
+        )
+        if cursor:
+            entries = entries.filter(id__lt=cursor)
+        rows = list(entries if limit is None else entries[: limit + 1])
+        next_cursor = None
+        if limit is not None and len(rows) > limit:
+            rows, next_cursor = rows[:limit], rows[limit - 1].pk
+        balances = _balances_through(by_asset=by_asset, rows=rows)
+    out = []
+    for row in rows:
+        amount = row.amount if row.credit_account_id in own else -row.amount
+        out.append(
+            {
+                "id": row.pk,
+                "at": row.created_at,
+                "asset": row.asset.code,
+                "kind": row.kind,
+                "amount": amount,
+                "balance_after": balances[row.asset_id],
+                "reference": row.reference,
+                "memo": row.memo,
+            }
+        )
+        balances[row.asset_id] -= amount
+    return out, next_cursor
+
+
+def _balances_through(*, by_asset: dict[int, set[int]], rows: list) -> dict[int, Decimal]:
+    """Per asset on the page: the user's total just after the page's newest entry of that asset."""
+    newest: dict[int, int] = {}
+    for row in rows:
+        newest.setdefault(row.asset_id, row.pk)
+    balances = {}
+    for asset_id, through in newest.items():
+        # By the user's accounts of the asset, not by asset: their indexes find only this user's rows.
+        own = by_asset[asset_id]
+        mine = Transfer.objects.filter(id__lte=through)
+        credits = mine.filter(credit_account_id__in=own).exclude(debit_account_id__in=own).aggregate(t=Sum("amount"))
+        debits = mine.filter(debit_account_id__in=own).exclude(credit_account_id__in=own).aggregate(t=Sum("amount"))
+        balances[asset_id] = (credits["t"] or Decimal(0)) - (debits["t"] or Decimal(0))
+    return balances

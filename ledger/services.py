@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from exchange_site.db import insert_rows
 from exchange_site.errors import RuleViolation
 
@@ -289,6 +290,23 @@ def funds_release(*, user, asset: Asset, amount, reference: str | None = None, m
     )
 
 
+def funds_send_held(
+    *, user, asset: Asset, amount, reference: str | None = None, memo: str = "", created_by=None
+) -> Decimal:
+    """Held money leaves (an approved withdrawal): user's locked -> external."""
+    return _move(
+        user=user,
+        asset=asset,
+        amount=amount,
+        debit=(user.pk, Kind.LOCKED),
+        credit=(None, Kind.EXTERNAL),
+        kind=Transfer.Kind.WITHDRAWAL,
+        reference=reference,
+        memo=memo,
+        created_by=created_by,
+    )
+
+
 def funds_settle(*, payer, payee, asset: Asset, amount, fee=Decimal(0), reference: str, memo: str = "") -> None:
     """A trade leg: ``amount`` leaves the payer's locked funds; the payee receives it less ``fee``, which goes to the fee account."""
     value = amount_validate(amount=amount, asset=asset)
@@ -327,8 +345,14 @@ def funds_settle(*, payer, payee, asset: Asset, amount, fee=Decimal(0), referenc
         transfers_post(postings=postings)
 
 
-def balance_adjust(*, user, asset: Asset, amount, direction: str, reason: str, operator) -> Decimal:
-    """An operator's correction, recorded with who did it and why; never an edit of past transfers."""
+def balance_adjust(
+    *, user, asset: Asset, amount, direction: str, reason: str, operator, reference: str | None = None
+) -> Decimal:
+    """An operator's correction, recorded with who did it and why; never an edit of past transfers.
+
+    ``reference`` makes it idempotent (the admin form carries one generated when it is shown): the
+    same reference again is refused with ``duplicate_reference`` and adjusts nothing.
+    """
     reason = (reason or "").strip()
     if not reason:
         raise RuleViolation("reason_required", "An adjustment needs a reason.", fields={"reason": ["Required."]})
@@ -338,17 +362,27 @@ def balance_adjust(*, user, asset: Asset, amount, direction: str, reason: str, o
         debit, credit = (user.pk, Kind.AVAILABLE), (None, Kind.EXTERNAL)
     else:
         raise RuleViolation("invalid_direction", "Direction is credit or debit.")
-    return _move(
-        user=user,
-        asset=asset,
-        amount=amount,
-        debit=debit,
-        credit=credit,
-        kind=Transfer.Kind.ADJUSTMENT,
-        reference=None,
-        memo=f"{operator.get_username()}: {reason}",
-        created_by=operator,
-    )
+    reference = f"adjustment:{reference.strip()}" if reference and reference.strip() else None
+    with transaction.atomic():
+        value = _move(
+            user=user,
+            asset=asset,
+            amount=amount,
+            debit=debit,
+            credit=credit,
+            kind=Transfer.Kind.ADJUSTMENT,
+            reference=reference,
+            memo=f"{operator.get_username()}: {reason}",
+            created_by=operator,
+        )
+        audit_record(
+            actor=operator,
+            action="balance_adjust",
+            target=f"user:{user.pk} {user.get_username()}",
+            reason=reason,
+            details={"asset": asset.code, "amount": str(value), "direction": direction, "reference": reference},
+        )
+    return value
 
 
 DEFAULT_PRECISION = {"USD": 8, "USDT": 8, "EUR": 8, "BTC": 8, "ETH": 8}

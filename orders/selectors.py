@@ -13,8 +13,10 @@ from .serializers import fills_of_trade
 
 
 def hold_problems() -> list[str]:
-    """A user's locked balance of an asset must equal what their live orders still hold."""
-    held: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    """A user's locked balance of an asset must equal what their live orders and pending withdrawals still hold."""
+    from funding.selectors import withdrawal_holds
+
+    held: dict[tuple[int, int], Decimal] = defaultdict(Decimal, withdrawal_holds())
     rows = Order.objects.filter(status__in=Order.LIVE_STATUSES).values_list(
         "user_id", "side", "market__base_id", "market__quote_id", "hold_remaining"
     )
@@ -36,7 +38,9 @@ def hold_problems() -> list[str]:
     for pair in sorted(set(held) | set(locked)):
         key, balance = locked.get(pair, (f"user:{pair[0]}:asset#{pair[1]}:locked", Decimal(0)))
         if balance != held.get(pair, Decimal(0)):
-            problems.append(f"account {key}: locked {balance} but live orders hold {held.get(pair, Decimal(0))}")
+            problems.append(
+                f"account {key}: locked {balance} but live orders and pending withdrawals hold {held.get(pair, Decimal(0))}"
+            )
     return problems
 
 

@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
+from funding.tests.factories import otp_login
 from ledger.models import Transfer
 from ledger.selectors import balance_of
 from ledger.services import funds_deposit
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def operator(client):
     staff = get_user_model().objects.create_superuser("ops", "ops@example.com", "ops-pass-123")
-    client.force_login(staff)
+    otp_login(client, staff)
     return staff
 
 

@@ -350,10 +350,27 @@
     document.querySelector('[data-empty="fills"]').hidden = newest.length > 0;
   }
 
+  // "Hide zero balances" is remembered per browser; this market's two assets always show.
+  const HIDE_ZERO_KEY = "balances.hideZero";
+  const hideZeroBox = byTestId("hide-zero-balances");
+  const isZero = (b) =>
+    [b.available, b.locked].every((value) => {
+      const d = Dec.parse(value);
+      return !d || d.n === 0n;
+    });
+  if (hideZeroBox) {
+    hideZeroBox.checked = localStorage.getItem(HIDE_ZERO_KEY) === "1";
+    hideZeroBox.addEventListener("change", () => {
+      localStorage.setItem(HIDE_ZERO_KEY, hideZeroBox.checked ? "1" : "0");
+      setBalances([...balances.values()]);
+    });
+  }
+
   function setBalances(rows) {
     balances = new Map(rows.map((b) => [b.asset, b]));
     const mine = (b) => (b.asset === cfg.base || b.asset === cfg.quote ? 0 : 1);
-    const sorted = rows.slice().sort((a, b) => mine(a) - mine(b) || a.asset.localeCompare(b.asset));
+    const shown = hideZeroBox && hideZeroBox.checked ? rows.filter((b) => !mine(b) || !isZero(b)) : rows;
+    const sorted = shown.slice().sort((a, b) => mine(a) - mine(b) || a.asset.localeCompare(b.asset));
     byTestId("balances").replaceChildren(
       ...sorted.map((b) =>
         el(

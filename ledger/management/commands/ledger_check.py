@@ -14,5 +14,5 @@ class Command(BaseCommand):
                 self.stderr.write(f"FAIL {line}")
             raise CommandError(f"{len(problems)} ledger invariant(s) broken.", returncode=1)
         self.stdout.write(
-            "ledger_check: OK (balances sum to zero per asset, match their transfers, none negative, clearing accounts empty, holds match open orders)"
+            "ledger_check: OK (balances sum to zero per asset, match their transfers, none negative, clearing accounts empty, locked balances match open orders and pending withdrawals)"
         )

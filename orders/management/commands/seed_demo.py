@@ -50,4 +50,17 @@ class Command(BaseCommand):
                         memo="seed_demo",
                     )
         self.stdout.write(f"Operator: {OPERATOR[0]} / {OPERATOR[1]} (http://127.0.0.1:8000/admin/)")
+        self._operator_totp(User.objects.get(username=OPERATOR[0]))
         self.stdout.write(f"Traders: {', '.join(TRADERS)} / password {TRADER_PASSWORD}")
+
+    def _operator_totp(self, operator) -> None:
+        # The admin asks staff for a TOTP token: the demo operator gets a device to sign in with.
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        device = TOTPDevice.objects.filter(user=operator, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=operator, name="demo", confirmed=True)
+        self.stdout.write(
+            f"Operator 2FA: add {device.config_url} to an authenticator app, "
+            f"or run `manage.py totptoken {operator.get_username()}` for the current token"
+        )
