@@ -678,7 +678,7 @@ class ShardWorker:
         except Exception as exc:
             if isinstance(exc, ShardLockLost) or database_down(exc):
                 raise
-            log.exception("shard %s: a batch cannot be matched or prepared", self.shard)
+            log.exception("shard %s: a batch cannot be matched or settled", self.shard)
             self._failed(exc)
 
     def _market_status_changed(self, market_id: int) -> list[tuple[str, int]]:
