@@ -170,6 +170,14 @@ def database_down(exc: BaseException | None) -> bool:
     return False
 
 
+def _close_quietly() -> None:
+    """Drop this thread's database connection; one to a database that went away may fail to close."""
+    try:
+        connection.close()
+    except Exception:  # noqa: BLE001 - it is dropped either way
+        pass
+
+
 class ShardLockTaken(RuntimeError):
     pass
 
@@ -436,6 +444,7 @@ class ShardWorker:
         if self.committer is not None:
             self.committer.queue.join()  # whatever it still had is skipped or fails the fence
             self.committer.reset()
+            self.committer.reconnect.set()
         self.in_flight.clear()
         self.markets.clear()
         self.by_symbol.clear()
@@ -444,10 +453,7 @@ class ShardWorker:
         self.account_ids.clear()
         self.poisoned.clear()
         self.release_lock()
-        try:
-            connection.close()
-        except Exception:  # noqa: BLE001 - a connection to a database that went away may fail to close
-            pass
+        _close_quietly()
         pid = str(os.getpid()).encode()
         for name in ("ready", "alive"):
             key = redis_.key("shard", self.shard, name)
@@ -937,6 +943,8 @@ class Committer(threading.Thread):
         self.queue: Queue[CommitItem | None] = Queue(maxsize=1)
         self.failed = threading.Event()
         self.error: BaseException | None = None
+        # Set when the shard stood down: the connection may be one to a database that went away.
+        self.reconnect = threading.Event()
 
     def run(self) -> None:
         while True:
@@ -945,6 +953,9 @@ class Committer(threading.Thread):
                 if item is None:
                     connection.close()
                     return
+                if self.reconnect.is_set():
+                    self.reconnect.clear()
+                    _close_quietly()
                 if not self.failed.is_set():
                     self.worker.commit(item)
             except Exception as exc:
@@ -952,10 +963,7 @@ class Committer(threading.Thread):
                     log.exception("shard %s: committing a batch failed", self.worker.shard)
                 self.error = exc
                 self.failed.set()
-                try:
-                    connection.close()
-                except Exception:  # noqa: BLE001 - a dead connection may fail to close; it is dropped anyway
-                    pass
+                _close_quietly()
             finally:
                 self.queue.task_done()
 
