@@ -180,3 +180,50 @@ def test_the_shard_waits_out_a_database_outage_and_resumes(market, funded):
     finally:
         shard.stop()
         proxy.close()
+
+
+def test_a_halted_market_holds_its_orders_until_resumed(shard_worker, market, funded):
+    from orders.services import market_set_status, order_cancel
+
+    seller, buyer, canceler = funded(BTC="1"), funded(USD="1000"), funded(USD="1000")
+    resting = place(seller, side="sell", price="100", quantity="0.1")
+    wait_for(lambda: status(resting) == "open", shards=[shard_worker])
+    market_set_status(market=market, status="halted")
+    # Accepted just before the halt took effect, queued behind it.
+    crossing = pending_order_create(user=buyer, market=market, side="buy", type="limit", price=Decimal("100"),
+                                    quantity=Decimal("0.1"))  # fmt: skip
+    doomed = pending_order_create(user=canceler, market=market, side="buy", type="limit", price=Decimal("100"),
+                                  quantity=Decimal("0.1"))  # fmt: skip
+    order_cancel(user=canceler, order_id=doomed.pk)
+    # The cancel came behind the crossing order: once it is done, the shard has seen both.
+    wait_for(lambda: status(doomed) == "canceled", shards=[shard_worker])
+    assert (status(crossing), status(resting)) == ("pending", "open")
+
+    market_set_status(market=market, status="open")
+    wait_for(lambda: status(crossing) == "filled" and status(resting) == "filled", shards=[shard_worker])
+    settled_once()
+
+
+def test_the_shard_matches_from_the_database_while_redis_is_down(market, funded):
+    from django.conf import settings
+
+    proxy = TcpProxy("127.0.0.1", int(settings.REDIS_URL.rsplit(":", 1)[1].split("/")[0]))
+    shard = ShardProcess(
+        0,
+        name="redisproxied",
+        env={"REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0", "CELERY_BROKER_URL": settings.REDIS_URL},
+    )
+    try:
+        shard.start()
+        seller, buyer = funded(BTC="10"), funded(USD="10000")
+        proxy.cut()
+        during = cross(seller, buyer)  # queued where the shard cannot read
+        wait_for(lambda: all(status(o) == "filled" for o in during), shards=[shard])
+        proxy.restore()
+        after = cross(seller, buyer, price="101")
+        wait_for(lambda: all(status(o) == "filled" for o in after), shards=[shard])
+        assert Trade.objects.count() == 2
+        settled_once()
+    finally:
+        shard.stop()
+        proxy.close()
