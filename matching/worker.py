@@ -34,8 +34,9 @@ is the same as losing the lock: the worker waits (retrying with backoff) and sta
 
 No order stops a shard: an order the engine refuses (it raises before changing the book) is
 rejected alone with ``invalid_order``. A batch the database refuses makes the worker rebuild and
-replay the pending commands one by one, each committed on its own; one whose own batch still
-fails is rejected alone in its own transaction (or, for a cancel, left aside and logged).
+replay the pending commands in small batches, each committed at once, and one by one within a
+small batch that fails again; a command whose own batch still fails is rejected alone in its own
+transaction (a cancel is left aside and logged), and the worker carries on in full batches.
 
 Halts: while a market is halted its new orders stay pending, untouched; cancels still apply. A
 status change arrives in queue order (``s:<market id>``, pushed on commit by the halt service) and
@@ -89,6 +90,7 @@ R_USER = "canceled_by_user"
 R_GTD = "expire_at_reached"
 CONVERSION_CACHE_SIZE = 100_000
 GIL_SWITCH_SECONDS = 0.001
+CAREFUL_BATCH_SIZE = 50  # after a batch failed: replayed this many commands at a time, then one by one
 HEARTBEAT_SECONDS = 1.0  # how often the active shard proves its lock and refreshes shard:K:alive
 LOCK_WAIT_SECONDS = 1.0  # one GET_LOCK attempt of a standby
 LOG_EVERY_SECONDS = 30.0  # a fault that lasts is logged once per this period, not once per retry
@@ -603,7 +605,7 @@ class ShardWorker:
             raise error
         if database_down(error):
             raise ShardLockLost(f"shard {self.shard}: the database went away ({error})") from error
-        log.error("shard %s: a batch failed (%r); replaying the pending commands one by one", self.shard, error)
+        log.error("shard %s: a batch failed (%r); replaying the pending commands carefully", self.shard, error)
         self.recover(careful=True)
 
     def recover(self, *, careful: bool = False) -> None:
@@ -618,26 +620,43 @@ class ShardWorker:
         self.in_flight.clear()
         self.rebuild()
         if careful:
-            self.sweep_one_by_one()
+            self.replay_carefully()
         self.last_sweep = 0.0
 
-    def sweep_one_by_one(self) -> None:
-        """Every pending command in its own batch, committed at once: the one that fails is isolated."""
-        for command in self._swept_commands(min_age=timedelta(0)):
+    def replay_carefully(self) -> None:
+        """Every pending command again, in small batches committed at once; one by one within a batch
+        that fails, so the command that fails is isolated."""
+        commands = self._swept_commands(min_age=timedelta(0))
+        for start in range(0, len(commands), CAREFUL_BATCH_SIZE):
+            chunk = commands[start : start + CAREFUL_BATCH_SIZE]
             self.heartbeat()
             try:
-                self._process([command], sync=True)
+                self._process(chunk, sync=True)
+                continue
             except Exception as exc:
                 if isinstance(exc, ShardLockLost) or database_down(exc):
                     raise
-                kind, order_id = command
-                log.exception("shard %s: command %s:%s cannot be settled", self.shard, kind, order_id)
+                log.warning("shard %s: a batch of %d commands failed again; one by one", self.shard, len(chunk))
                 self.in_flight.clear()
                 self.rebuild()  # the engine applied what the database refused
-                if kind == queue.PLACE:
-                    self._reject_alone(order_id)
-                else:
-                    self.poisoned.add(order_id)
+            for command in chunk:
+                self._process_alone(command)
+
+    def _process_alone(self, command: tuple[str, int]) -> None:
+        self.heartbeat()
+        try:
+            self._process([command], sync=True)
+        except Exception as exc:
+            if isinstance(exc, ShardLockLost) or database_down(exc):
+                raise
+            kind, order_id = command
+            log.exception("shard %s: command %s:%s cannot be settled", self.shard, kind, order_id)
+            self.in_flight.clear()
+            self.rebuild()
+            if kind == queue.PLACE:
+                self._reject_alone(order_id)
+            else:
+                self.poisoned.add(order_id)
 
     def _reject_alone(self, order_id: int) -> None:
         """Settle one pending order as rejected in its own transaction (its hold is released)."""
