@@ -163,8 +163,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-# Matching shards: commands read from Redis and settled per transaction; how often (seconds of an
-# empty queue) a shard looks in the database for orders whose queue message was lost.
+# Matching shards: commands read from Redis and settled per transaction; how often (seconds, under
+# load too) a shard looks in the database for orders whose queue message was lost.
 SHARD_BATCH_SIZE = env.int("SHARD_BATCH_SIZE", default=2000)
 SHARD_SWEEP_SECONDS = env.float("SHARD_SWEEP_SECONDS", default=2.0)
 
@@ -178,3 +178,8 @@ FIX_DB_THREADS = env.int("FIX_DB_THREADS", default=4)
 FUNDING_DEMO_DEPOSIT_LIMIT = env("FUNDING_DEMO_DEPOSIT_LIMIT", default="")
 # Admin two-factor sign-in (django-otp TOTP): the issuer shown in authenticator apps.
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Exchange")
+# The active matching shard refreshes shard:K:alive with this time to live; order placement is
+# refused (503 market_unavailable) when the market's shard has not been alive for that long.
+SHARD_ALIVE_SECONDS = env.float("SHARD_ALIVE_SECONDS", default=5.0)
+# Off under pytest (tests place orders with no shard running) unless a test turns it on.
+SHARD_ALIVE_REQUIRED = env.bool("SHARD_ALIVE_REQUIRED", default=not RUNNING_TESTS)

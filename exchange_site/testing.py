@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,11 +24,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     url = f"mysql://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
     env = {key: value for key, value in os.environ.items() if key != "PYTEST_VERSION"}
     env.update(
-        DATABASE_URL=url,
-        REDIS_PREFIX=settings.REDIS_PREFIX,
-        DJANGO_SETTINGS_MODULE="exchange_site.settings",
-        PYTHONUNBUFFERED="1",
-        **extra,
+        {
+            "DATABASE_URL": url,
+            "REDIS_PREFIX": settings.REDIS_PREFIX,
+            "DJANGO_SETTINGS_MODULE": "exchange_site.settings",
+            "PYTHONUNBUFFERED": "1",
+            # The child is not under pytest, so it would default to requiring a live shard.
+            "SHARD_ALIVE_REQUIRED": "true" if settings.SHARD_ALIVE_REQUIRED else "false",
+            **extra,
+        }
     )
     return env
 
@@ -34,10 +40,12 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 class ShardProcess:
     """A real matching shard worker process (the same command as the Procfile) for this test run."""
 
-    def __init__(self, shard: int = 0):
+    def __init__(self, shard: int = 0, *, name: str = "", env: dict[str, str] | None = None):
         self.shard = shard
+        self.name = name  # tells two processes of one shard apart (node name, log file)
+        self.env = env or {}  # e.g. DATABASE_URL through a TcpProxy
         self.process: subprocess.Popen | None = None
-        self.log_path = BASE_DIR / "artifacts" / f"shard{shard}-{settings.REDIS_PREFIX}.log"
+        self.log_path = BASE_DIR / "artifacts" / f"shard{shard}{name}-{settings.REDIS_PREFIX}.log"
 
     def command(self) -> list[str]:
         prefix = settings.REDIS_PREFIX
@@ -53,7 +61,7 @@ class ShardProcess:
             "--shard",
             str(self.shard),
             "-n",
-            f"shard{self.shard}-{prefix}@%h",
+            f"shard{self.shard}{self.name}-{prefix}@%h",
             "-Q",
             f"{prefix}.shard{self.shard}.control",
             "--without-gossip",
@@ -63,24 +71,29 @@ class ShardProcess:
             "INFO",
         ]
 
-    def start(self, timeout: float = 60) -> ShardProcess:
-        from exchange_site import redis as redis_
-
-        ready = redis_.key("shard", self.shard, "ready")
-        redis_.client().delete(ready)
+    def start(self, timeout: float = 60, *, standby: bool = False) -> ShardProcess:
+        """Start and wait until this process is the active shard (or, ``standby``, waits on its lock)."""
         self.log_path.parent.mkdir(exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
-            self.command(), env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT, cwd=BASE_DIR
+            self.command(), env=subprocess_env(**self.env), stdout=log, stderr=subprocess.STDOUT, cwd=BASE_DIR
         )
+        self.wait_state("standby" if standby else "ready", timeout=timeout)
+        return self
+
+    def wait_state(self, state: str = "ready", timeout: float = 60) -> None:
+        """Until this process says it is the active shard ("ready") or a waiting one ("standby")."""
+        from exchange_site import redis as redis_
+
+        key = redis_.key("shard", self.shard, state)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if redis_.client().get(ready):
-                return self
+            if redis_.client().get(key) == str(self.process.pid).encode():
+                return
             if self.process.poll() is not None:
                 break
-            time.sleep(0.1)
-        raise RuntimeError(f"shard worker did not become ready; see {self.log_path}:\n{self.log_tail()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"shard worker did not become {state}; see {self.log_path}:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -118,3 +131,81 @@ class ShardProcess:
                 raise RuntimeError(f"shard worker exited:\n{self.log_tail()}")
             time.sleep(0.05)
         raise TimeoutError(f"orders still unsettled after {timeout}s:\n{self.log_tail()}")
+
+
+class TcpProxy:
+    """A TCP relay between a child process and a service (MariaDB, Redis) that a test can cut.
+
+    ``cut()`` closes every relayed connection and refuses new ones, as a server that went down;
+    ``restore()`` accepts again. Runs in threads of the test process.
+    """
+
+    def __init__(self, target_host: str, target_port: int):
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.sockets: set[socket.socket] = set()
+        self.open = threading.Event()
+        self.open.set()
+        self.closed = False
+        threading.Thread(target=self._accept, name=f"proxy-{self.port}", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()  # down: the connection is refused at once
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                self._close(end)
+
+    def _close(self, end: socket.socket) -> None:
+        with self.lock:
+            self.sockets.discard(end)
+        try:
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        end.close()
+
+    def cut(self) -> None:
+        self.open.clear()
+        with self.lock:
+            ends = list(self.sockets)
+        for end in ends:
+            self._close(end)
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.cut()
+        self.listener.close()
+
+    def database_url(self) -> str:
+        """This run's test database, through the proxy (for ShardProcess(env=...))."""
+        db = connection.settings_dict
+        return f"mysql://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{self.port}/{db['NAME']}"

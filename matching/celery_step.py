@@ -3,6 +3,9 @@
 Celery gives the shard process its lifecycle (start-up, warm shutdown on SIGTERM, logging, remote
 control); the matching loop itself reads its Redis queue in batches in a thread of its own,
 because one Celery task per order tops out near a thousand messages a second.
+
+Start the same command twice for a standby: the second process waits on the shard's lock and
+takes over within about a second when the first dies or loses its lock (matching/worker.py).
 """
 
 from __future__ import annotations

@@ -8,6 +8,11 @@ tick*lot units.  The caller converts Decimals before and after.
 The engine is deterministic (no clocks, no randomness, no hashing of
 unordered sets): the same sequence of commands always yields the same events.
 
+A command the engine cannot process raises ``ValueError`` before it changes
+anything: every argument is checked before the first write to the book, so
+the caller can reject that one order and carry on with the same book (the
+shard worker does, see matching/worker.py).
+
 Data layout (chosen for speed, see ``matching/bench.py``):
 
 * an order record is a small ``list``::

@@ -1,8 +1,12 @@
 """The shard command queues in Redis: a fast path that wakes the shard worker, not the record.
 
-Commands carry only an order id (``n:<id>`` place, ``c:<id>`` cancel); the worker reads the order
-from the database, which is the source of truth. A command lost with Redis is found again by the
-worker's sweep of pending orders and cancel requests.
+Commands carry only an id (``n:<id>`` place, ``c:<id>`` cancel, ``s:<market id>`` the market's
+status changed); the worker reads the order or market from the database, which is the source of
+truth. A command lost with Redis is found again by the worker's sweep of pending orders, cancel
+requests and market statuses.
+
+The active shard also keeps ``shard:K:alive`` set, with a time to live of a few seconds, so the
+web processes can refuse orders nobody would match (``shard_alive``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from exchange_site import redis as redis_
 
 PLACE = "n"
 CANCEL = "c"
+MARKET_STATUS = "s"
+# Made by the worker itself (a GTD order's expire_at has come), never queued.
+EXPIRE = "x"
 
 
 def queue_key(shard: int) -> str:
@@ -19,6 +26,11 @@ def queue_key(shard: int) -> str:
 
 def command_push(*, shard: int, kind: str, order_id: int) -> None:
     redis_.client().rpush(queue_key(shard), f"{kind}:{order_id}")
+
+
+def market_status_changed(*, shard: int, market_id: int) -> None:
+    """Tell the shard, in queue order, that a market was halted or resumed (call on commit)."""
+    command_push(shard=shard, kind=MARKET_STATUS, order_id=market_id)
 
 
 def commands_pop(*, shard: int, count: int, timeout: float) -> list[tuple[str, int]]:
@@ -35,6 +47,20 @@ def commands_pop(*, shard: int, count: int, timeout: float) -> list[tuple[str, i
         kind, _, order_id = item.decode().partition(":")
         out.append((kind, int(order_id)))
     return out
+
+
+def alive_key(shard: int) -> str:
+    return redis_.key("shard", shard, "alive")
+
+
+def shard_alive_mark(*, shard: int, pid: int, seconds: float) -> None:
+    """The active shard's heartbeat: ``shard_alive`` answers yes for ``seconds`` from now."""
+    redis_.client().set(alive_key(shard), pid, px=max(1, int(seconds * 1000)))
+
+
+def shard_alive(shard: int) -> bool:
+    """Has the active process of ``shard`` shown a sign of life in the last few seconds?"""
+    return bool(redis_.client().exists(alive_key(shard)))
 
 
 def top_of_book_key(symbol: str) -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from functools import partial
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from exchange_site.db import retry_on_deadlock
 from exchange_site.errors import NotFound, RuleViolation
 from ledger.services import asset_get_or_create, funds_hold
-from matching.queue import CANCEL, PLACE, command_push, top_of_book_get
+from matching.queue import CANCEL, PLACE, command_push, market_status_changed, shard_alive, top_of_book_get
 
 from .models import Market, Order
 
@@ -81,6 +82,8 @@ def market_set_status(*, market: Market, status: str) -> Market:
     if status not in Market.Status.values:
         raise RuleViolation("invalid_status", f"Market status is one of {', '.join(Market.Status.values)}.")
     Market.objects.filter(pk=market.pk).update(status=status)
+    # The shard applies it in queue order, between the orders accepted before and after.
+    transaction.on_commit(partial(market_status_changed, shard=market.shard, market_id=market.pk), robust=True)
     market.status = status
     return market
 
@@ -126,6 +129,17 @@ def market_for_trading(*, symbol: str) -> Market:
         raise RuleViolation(
             "market_halted", f"Trading in {market.symbol} is halted.", fields={"symbol": ["Market halted."]}
         )
+    if settings.SHARD_ALIVE_REQUIRED:
+        try:
+            alive = shard_alive(market.shard)
+        except Exception:  # noqa: BLE001 - Redis down: the shard's database sweep still brings the order
+            alive = True
+        if not alive:
+            raise RuleViolation(
+                "market_unavailable",
+                f"Matching for {market.symbol} is unavailable; try again shortly.",
+                status_code=503,
+            )
     return market
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_UP, Decimal
@@ -69,6 +70,7 @@ class LiveOrder:
     remaining: Decimal = Decimal(0)  # resting quantity after this batch
     protection_price: Decimal | None = None
     fixed_data: dict | None = None  # the order's unchanging API fields, rendered once for its events
+    expire_at: datetime | None = None  # GTD orders: when the shard expires what still rests
 
     @property
     def pk(self) -> int:
@@ -250,14 +252,18 @@ def batch_prepare(
     return PreparedBatch(postings=postings, order_rows=order_rows, trade_rows=trade_rows, trades=trades)
 
 
-def batch_write(*, prepared: PreparedBatch) -> list[SettledTrade]:
+def batch_write(*, prepared: PreparedBatch, fence: Callable[[], None] | None = None) -> list[SettledTrade]:
     """The one transaction: order rows, trades, ledger transfers.
 
+    ``fence`` runs first inside the transaction and raises when the caller may no longer write
+    (the shard worker proves it still holds its shard's lock); nothing is written then.
     The ledger comes last: its account rows are the ones order placement and other shards (the
     fee accounts) wait for, so they stay locked only for the transfers and the commit.
     """
     trades = prepared.trades
     with transaction.atomic(durable=True):
+        if fence is not None:
+            fence()
         _orders_update(prepared.order_rows)
         ids = insert_rows(
             Trade._meta.db_table,

@@ -676,3 +676,35 @@ def test_level_quantity_reports_live_lots_at_a_price():
     assert book.level_quantity(side=BUY, price=100) == 4
     assert book.level_quantity(side=SELL, price=105) == 2
     assert book.level_quantity(side=SELL, price=100) == 0
+
+
+BAD_COMMANDS = [
+    {"price": None, "quantity": 1},
+    {"price": 100, "quantity": 0},
+    {"price": 100, "quantity": 1, "tif": "GTD"},
+    {"price": 100, "quantity": 1, "stp": "bogus"},
+    {"price": 100, "quantity": 1, "side": "both"},
+    {"price": 100, "quantity": 1, "quote_budget": 5},
+    {"price": 100, "quantity": 1, "tif": "XYZ", "post_only": True},
+    {"price": None, "quantity": None, "quote_budget": 0, "market": True},
+    {"price": None, "quantity": None, "quote_budget": None, "market": True},
+    {"price": 0, "quantity": 1, "market": True},
+    {"price": None, "quantity": 1, "market": True, "post_only": True},
+    {"price": None, "quantity": 1, "market": True, "tif": "XYZ"},
+    {"price": None, "quantity": None, "quote_budget": 500, "market": True, "side": SELL},
+    {"order_id": 1, "price": 99, "quantity": 1},  # duplicate id
+]
+
+
+@pytest.mark.parametrize("command", BAD_COMMANDS, ids=[str(c) for c in BAD_COMMANDS])
+def test_a_command_the_engine_refuses_changes_nothing(command):
+    """The shard rejects such an order alone and goes on with the same book: it must be untouched."""
+    book = OrderBook("X")
+    book.place(order_id=1, owner=1, side=SELL, price=100, quantity=3)
+    book.place(order_id=2, owner=2, side=BUY, price=99, quantity=2)
+    before = (book.resting_orders(), book.depth(), [book.get(i) for i in (1, 2)])
+    args = {"order_id": 9, "owner": 3, "side": BUY, **command}
+    with pytest.raises(ValueError):
+        book.place(**args)
+    assert (book.resting_orders(), book.depth(), [book.get(i) for i in (1, 2)]) == before
+    assert 9 not in book

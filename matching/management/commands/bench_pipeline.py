@@ -151,6 +151,9 @@ class Command(BaseCommand):
                 "shard": SHARD,
             },
         )
+        # Halted between runs (below); a halted market's orders would wait, untouched, for a resume.
+        Market.objects.filter(pk=market.pk).update(status=Market.Status.OPEN)
+        market.status = Market.Status.OPEN
         User = get_user_model()
         users = []
         for n in range(traders):
