@@ -1,5 +1,6 @@
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView
 
 from ledger.apis import BalanceListApi
 
@@ -13,6 +14,8 @@ def api_not_found(request, *args, **kwargs):
 
 urlpatterns = [
     path("balances", BalanceListApi.as_view(), name="api-balances"),
+    # The OpenAPI document: YAML, or JSON with ?format=json.
+    path("schema", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("orders.api_urls")),
     path("", include("marketdata.api_urls")),
     re_path(r"^.*$", api_not_found),
