@@ -1,5 +1,6 @@
 from django.http import JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
 from ledger.apis import BalanceListApi
@@ -7,6 +8,7 @@ from ledger.apis import BalanceListApi
 from .errors import error_body
 
 
+@csrf_exempt  # else a POST or DELETE to a wrong path is a 403 HTML page (CSRF), not this 404
 def api_not_found(request, *args, **kwargs):
     # Bots get the API's error format for a wrong path too, not Django's HTML page.
     return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
