@@ -166,7 +166,7 @@ SHARD_SWEEP_SECONDS = env.float("SHARD_SWEEP_SECONDS", default=2.0)
 INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar", "axes"]
 # Axes last: it answers a locked-out log-in before the view runs.
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
-AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["accounts.backends.LoginLockoutBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # Shared by every web process, so a rate limit holds across all of them (one Redis, this run's prefix).
 CACHES = {

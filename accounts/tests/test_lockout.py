@@ -34,3 +34,8 @@ def test_a_success_clears_earlier_failures(client, user, settings):
     assert log_in(client, user.username, "correct-horse-42").status_code == 302
     client.post("/accounts/logout/")
     assert log_in(client, user.username, "wrong").status_code == 200
+
+
+def test_the_test_clients_log_in_still_works(client, user):
+    assert client.login(username=user.username, password="correct-horse-42")
+    assert client.get("/accounts/profile/").status_code == 200
