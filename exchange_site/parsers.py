@@ -72,7 +72,7 @@ class LimitedJSONParser(JSONParser):
         except RecursionError:
             raise exceptions.ParseError(f"JSON nested deeper than {limit} levels.", code="too_deep") from None
         except ValueError as exc:
-            raise exceptions.ParseError(f"Malformed JSON: {exc}", code="malformed_json") from None
+            raise exceptions.ParseError(f"Malformed JSON: {exc}", code="parse_error") from None
         if json_depth(data) > limit:
             raise exceptions.ParseError(f"JSON nested deeper than {limit} levels.", code="too_deep")
         return data

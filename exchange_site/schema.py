@@ -32,7 +32,7 @@ class ErrorSerializer(serializers.Serializer):
 
 
 ERRORS = {
-    "400": "Invalid input (a field, a query parameter, malformed JSON, JSON nested too deep) or a broken rule.",
+    "400": "Invalid input: a field or query parameter (invalid), malformed JSON (parse_error), JSON nested too deep (too_deep), or a broken rule.",
     "401": (
         "Not authenticated, or authentication refused. Signed requests: unknown_api_key, revoked_api_key, "
         "invalid_timestamp, stale_timestamp, bad_signature, replayed_request, signature_required."

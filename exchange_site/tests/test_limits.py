@@ -125,9 +125,9 @@ def test_a_signed_body_over_the_size_limit_is_413(settings, trader):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        (b'{"symbol": ', "malformed_json"),
-        (b"\xff\xfe{}", "malformed_json"),
-        (b'{"symbol": NaN}', "malformed_json"),
+        (b'{"symbol": ', "parse_error"),
+        (b"\xff\xfe{}", "parse_error"),
+        (b'{"symbol": NaN}', "parse_error"),
         (b'{"a": ' * 33 + b"1" + b"}" * 33, "too_deep"),
         (b"[" * 5000 + b"]" * 5000, "too_deep"),
         (b'{"a": ' * 5000 + b"{}" + b"}" * 5000, "too_deep"),
