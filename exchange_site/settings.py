@@ -214,9 +214,10 @@ API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
 API_SIGNATURE_WINDOW_SECONDS = env.float("API_SIGNATURE_WINDOW_SECONDS", default=5.0)
 # Websocket: each connection may send this many messages in a burst, refilled at this rate per
 # second; past that it gets "rate_limited" errors, and is closed after this many in a row.
-WS_MESSAGE_BURST = env.int("WS_MESSAGE_BURST", default=200)
-WS_MESSAGES_PER_SECOND = env.float("WS_MESSAGES_PER_SECOND", default=100.0)
-WS_MESSAGE_STRIKES = env.int("WS_MESSAGE_STRIKES", default=20)
+# Generous: order entry over the socket at hundreds of orders a second stays under it.
+WS_MESSAGE_BURST = env.int("WS_MESSAGE_BURST", default=2000)
+WS_MESSAGES_PER_SECOND = env.float("WS_MESSAGES_PER_SECOND", default=1000.0)
+WS_MESSAGE_STRIKES = env.int("WS_MESSAGE_STRIKES", default=50)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Exchange API",
