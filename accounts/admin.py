@@ -12,7 +12,8 @@ from ledger.admin import BalanceInline
 from ledger.models import Asset
 from ledger.services import balance_adjust
 
-from .models import ApiToken
+from .models import ApiKey, ApiToken
+from .services import api_key_revoke_by_operator, token_revoke_by_operator
 
 User = get_user_model()
 
@@ -31,7 +32,19 @@ class AdjustBalanceForm(forms.Form):
 class ApiTokenInline(admin.TabularInline):
     model = ApiToken
     fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
-    readonly_fields = ("name", "prefix", "created_at", "last_used_at")
+    # Revoking goes through the audited "Revoke" action of the token list, never a bare edit.
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    fields = ("name", "key_id", "scopes", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
     extra = 0
     can_delete = False
 
@@ -44,7 +57,7 @@ admin.site.unregister(User)
 
 @admin.register(User)
 class TraderAdmin(UserAdmin):
-    inlines = [BalanceInline, ApiTokenInline]
+    inlines = [BalanceInline, ApiTokenInline, ApiKeyInline]
     change_form_template = "admin/accounts/user_change_form.html"
 
     def get_urls(self):
@@ -92,8 +105,45 @@ class TraderAdmin(UserAdmin):
         return render(request, "admin/accounts/adjust_balance.html", context)
 
 
+class RevokeAuditedMixin:
+    """Credentials are never edited or deleted in the admin: only revoked, with an audit entry."""
+
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields if field.name not in (self.exclude or ())]
+
+    @admin.action(description="Revoke selected (audited)")
+    def revoke(self, request, queryset):
+        count = 0
+        for credential in queryset.filter(revoked_at__isnull=True):
+            self.revoke_one(credential, operator=request.user)
+            count += 1
+        self.message_user(request, f"Revoked {count}.", messages.SUCCESS)
+
+
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(RevokeAuditedMixin, admin.ModelAdmin):
     list_display = ("prefix", "user", "name", "created_at", "last_used_at", "revoked_at")
     search_fields = ("prefix", "user__username", "name")
-    readonly_fields = ("user", "prefix", "digest", "created_at", "last_used_at")
+    exclude = ("digest",)
+
+    def revoke_one(self, token, *, operator):
+        token_revoke_by_operator(token=token, operator=operator, reason="revoked in the admin")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(RevokeAuditedMixin, admin.ModelAdmin):
+    list_display = ("key_id", "user", "name", "scopes", "created_at", "last_used_at", "revoked_at")
+    search_fields = ("key_id", "user__username", "name")
+    # The encrypted secret is not shown, even encrypted.
+    exclude = ("secret_encrypted",)
+
+    def revoke_one(self, api_key, *, operator):
+        api_key_revoke_by_operator(api_key=api_key, operator=operator, reason="revoked in the admin")

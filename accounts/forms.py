@@ -11,3 +11,8 @@ class SignUpForm(UserCreationForm):
 
 class TokenCreateForm(forms.Form):
     name = forms.CharField(max_length=64, required=False)
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(max_length=64, required=False)
+    trade = forms.BooleanField(required=False, label="May trade (place and cancel orders, request funding)")

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 
 from exchange_site.errors import RuleViolation
 
-from .models import ApiToken
+from .models import ApiKey, ApiToken
 
 
 def user_get(*, username: str):
@@ -16,3 +16,7 @@ def user_get(*, username: str):
 
 def tokens_for_user(*, user):
     return ApiToken.objects.filter(user=user).order_by("-created_at")
+
+
+def api_keys_for_user(*, user):
+    return ApiKey.objects.filter(user=user).order_by("-created_at")

@@ -9,4 +9,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("profile/", views.profile, name="profile"),
     path("profile/tokens/<int:token_id>/revoke/", views.token_revoke_view, name="token-revoke"),
+    path("profile/api-keys/", views.api_key_create_view, name="api-key-create"),
+    path("profile/api-keys/<int:api_key_id>/revoke/", views.api_key_revoke_view, name="api-key-revoke"),
 ]

@@ -7,7 +7,7 @@ their own kind of message. DRF's own errors (validation, auth, parsing) get the 
 
 from __future__ import annotations
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.http import Http404
 
 
@@ -56,6 +56,11 @@ def api_exception_handler(exc, context):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status_code)
     if isinstance(exc, (Http404, ObjectDoesNotExist)):
         return Response(error_body("not_found", "Not found."), status=404)
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own body limit (DATA_UPLOAD_MAX_MEMORY_SIZE), met when request.body is read.
+        from .parsers import body_too_large
+
+        exc = body_too_large()
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -66,6 +71,9 @@ def api_exception_handler(exc, context):
         else:
             message = "Invalid input: " + "; ".join(f"{key}: {' '.join(value)}" for key, value in fields.items())
         response.data = error_body("invalid", message, fields)
+    elif isinstance(exc, drf_exceptions.Throttled):
+        # The Retry-After header is already set by DRF from the throttle's wait.
+        response.data = error_body("rate_limited", f"Too many requests. Try again in {exc.wait or 1:.0f} s.")
     else:
         code = getattr(exc, "default_code", "error")
         detail = getattr(exc, "detail", str(exc))

@@ -183,3 +183,88 @@ OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Exchange")
 SHARD_ALIVE_SECONDS = env.float("SHARD_ALIVE_SECONDS", default=5.0)
 # Off under pytest (tests place orders with no shard running) unless a test turns it on.
 SHARD_ALIVE_REQUIRED = env.bool("SHARD_ALIVE_REQUIRED", default=not RUNNING_TESTS)
+# API contract: OpenAPI schema and docs, signed requests, rate limits, body limits, log-in lockout.
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar", "axes"]
+# Axes last: it answers a locked-out log-in before the view runs.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["accounts.backends.LoginLockoutBackend", "django.contrib.auth.backends.ModelBackend"]
+
+# Shared by every web process, so a rate limit holds across all of them (one Redis, this run's prefix).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
+    }
+}
+
+REST_FRAMEWORK.update(
+    {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "accounts.authentication.ApiTokenAuthentication",
+            "accounts.authentication.SignedRequestAuthentication",
+            "rest_framework.authentication.SessionAuthentication",
+        ],
+        "DEFAULT_PERMISSION_CLASSES": [
+            "rest_framework.permissions.IsAuthenticated",
+            "accounts.permissions.ApiKeyScope",
+        ],
+        "DEFAULT_PARSER_CLASSES": ["exchange_site.parsers.LimitedJSONParser"],
+        "DEFAULT_SCHEMA_CLASS": "exchange_site.schema.AutoSchema",
+        "DEFAULT_THROTTLE_CLASSES": [
+            "exchange_site.throttling.UserRateThrottle",
+            "exchange_site.throttling.AnonRateThrottle",
+        ],
+        # Generous by default: the demo bots and a load test of hundreds of orders a second from a
+        # few users stay well under them. "N/s", "N/min", "N/h", "N/day", or "N/<k><unit>" ("5/10s").
+        "DEFAULT_THROTTLE_RATES": {
+            "user": env("API_RATE_PER_USER", default="60000/min"),
+            "anon": env("API_RATE_PER_IP", default="6000/min"),
+        },
+        # Clients' addresses come from REMOTE_ADDR unless a known number of proxies sits in front.
+        "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
+    }
+)
+
+# A request body larger than this is refused with 413 (the API) before it is parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("API_MAX_BODY_BYTES", default=1024 * 1024)
+# JSON nested deeper than this is refused with 400, before Python's parser recurses into it.
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
+
+# Signed requests: how far X-API-Timestamp may be from the server's clock.
+API_SIGNATURE_WINDOW_SECONDS = env.float("API_SIGNATURE_WINDOW_SECONDS", default=5.0)
+# Websocket: each connection may send this many messages in a burst, refilled at this rate per
+# second; past that it gets "rate_limited" errors, and is closed after this many in a row.
+# Generous: order entry over the socket at hundreds of orders a second stays under it.
+WS_MESSAGE_BURST = env.int("WS_MESSAGE_BURST", default=2000)
+WS_MESSAGES_PER_SECOND = env.float("WS_MESSAGES_PER_SECOND", default=1000.0)
+WS_MESSAGE_STRIKES = env.int("WS_MESSAGE_STRIKES", default=50)
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Exchange API",
+    "DESCRIPTION": (
+        "Bots, the browser UI and the project's tests speak this API. JSON in and out; amounts are "
+        'decimal strings. Errors are a 4xx with `{"error": {"code", "message", "fields"}}`. '
+        "Lists are newest first; the next page's cursor is in the `X-Next-Cursor` response header "
+        "(pass it back as `?cursor=`). Rate limits answer 429 `rate_limited` with `Retry-After`."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs are public, like the contract itself.
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's assets come from the drf-spectacular-sidecar package: the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["exchange_site.schema.postprocess"],
+}
+
+# Log-in lockout for the browser: this many failures for one username from one address lock it.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False

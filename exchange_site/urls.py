@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
+from drf_spectacular.views import SpectacularSwaggerView
 
 from funding.admin_site import ExchangeAdminSite
 from marketdata.views import home
@@ -18,6 +19,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("funding/", include("funding.urls")),
     path("api/v1/", include("exchange_site.api_urls")),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", include("marketdata.urls")),
 ]
 # daphne serves no static files itself; Django does while DEBUG (the default for `make run`).

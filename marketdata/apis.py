@@ -37,6 +37,14 @@ class DepthApi(PublicApi):
     class InputSerializer(serializers.Serializer):
         limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
+    class OutputSerializer(serializers.Serializer):
+        """Documents the dict depth_get returns (it is sent as is: levels are [price, quantity] strings)."""
+
+        symbol = serializers.CharField()
+        sequence = serializers.IntegerField()
+        bids = serializers.ListField(child=serializers.ListField(child=_amount(), min_length=2, max_length=2))
+        asks = serializers.ListField(child=serializers.ListField(child=_amount(), min_length=2, max_length=2))
+
     def get(self, request, symbol: str):
         market = market_get(symbol=symbol)
         params = self.InputSerializer(data=request.query_params)

@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exchange_site.errors import NotFound
+from exchange_site.throttling import ws_message_refused
 
 from . import presence
 from .groups import depth_group, trades_group, user_group
@@ -65,6 +66,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     # Client -> server ------------------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if await ws_message_refused(self):
+            return
         try:
             content = json.loads(text_data if text_data is not None else bytes_data)
         except (TypeError, ValueError):

@@ -1,8 +1,10 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .models import Order
+from .schema import FillSerializer, OrderSerializer, OrderWithFillsSerializer
 from .selectors import fills_for_user, order_for_user, orders_for_user
 from .serializers import order_data
 from .services import order_cancel, order_place
@@ -38,12 +40,16 @@ class OrderListCreateApi(APIView):
     class FilterSerializer(PageInputSerializer):
         status = serializers.ChoiceField(choices=["open", "closed", "all"], default="all")
 
+    @extend_schema(responses={200: OrderSerializer(many=True)})
     def get(self, request):
         query = self.FilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         orders, next_cursor = orders_for_user(user=request.user, **query.validated_data)
         return paged([order_data(order) for order in orders], next_cursor)
 
+    @extend_schema(
+        responses={201: OrderSerializer, 200: OpenApiResponse(OrderSerializer, "client_order_id seen before.")}
+    )
     def post(self, request):
         if not isinstance(request.data, dict):
             raise serializers.ValidationError("The body must be a JSON object.")
@@ -54,11 +60,13 @@ class OrderListCreateApi(APIView):
 
 
 class OrderDetailApi(APIView):
+    @extend_schema(responses=OrderWithFillsSerializer)
     def get(self, request, order_id: int):
         order = order_for_user(user=request.user, order_id=order_id)
         fills, _ = fills_for_user(user=request.user, order_id=order.pk, limit=1000)
         return Response({**order_data(order), "fills": fills})
 
+    @extend_schema(responses={202: OrderSerializer})
     def delete(self, request, order_id: int):
         order = order_cancel(user=request.user, order_id=order_id)
         return Response(order_data(order), status=status.HTTP_202_ACCEPTED)
@@ -68,6 +76,7 @@ class FillListApi(APIView):
     class FilterSerializer(PageInputSerializer):
         order_id = serializers.IntegerField(required=False, min_value=1)
 
+    @extend_schema(responses=FillSerializer(many=True))
     def get(self, request):
         query = self.FilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -15,3 +15,16 @@ class UserFactory(factory.django.DjangoModelFactory):
     def _save(obj, create, extracted, **kwargs):
         if create:
             obj.save()
+
+
+def signed_headers(
+    *, key_id: str, secret: str, method: str, path: str, body: bytes = b"", timestamp: int | None = None
+):
+    """The headers of a request signed as API.md says (for Django's test client: HTTP_* names)."""
+    import time
+
+    from accounts.services import signature_of
+
+    stamp = str(timestamp if timestamp is not None else int(time.time() * 1000))
+    signature = signature_of(secret=secret, timestamp=stamp, method=method, path=path, body=body)
+    return {"HTTP_X_API_KEY": key_id, "HTTP_X_API_TIMESTAMP": stamp, "HTTP_X_API_SIGNATURE": signature}
