@@ -199,3 +199,6 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
 # so a request fails fast with a 503 rather than hanging while Redis is down.
 REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.5)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+
+# The beat worker runs ledger_check this often (seconds); the result is kept in Redis.
+LEDGER_CHECK_SECONDS = env.float("LEDGER_CHECK_SECONDS", default=300.0)

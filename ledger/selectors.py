@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from django.db import connection
@@ -74,3 +76,26 @@ def ledger_problems() -> list[str]:
     ):
         problems.append(f"account {key}: negative balance {balance}")
     return problems
+
+
+@contextmanager
+def consistent_snapshot() -> Iterator[None]:
+    """Every read inside sees the database as of one instant, whatever commits meanwhile.
+
+    The connection's own isolation is READ COMMITTED, where each statement sees the latest commits:
+    a check made of several queries would compare balances from before a settlement with orders
+    from after it. A REPEATABLE READ transaction started WITH CONSISTENT SNAPSHOT reads them all
+    as of its start. Reads only; the transaction is rolled back.
+    """
+    if connection.in_atomic_block:
+        # Already inside a transaction (a test's): its isolation was fixed when it began.
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
