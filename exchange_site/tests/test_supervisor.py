@@ -45,7 +45,7 @@ def free_port() -> int:
 class Stack:
     """deploy/supervise web shards: the web processes on one port, shard 0 and its standby."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, roles=("web", "shards"), **env):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = BASE_DIR / "artifacts" / f"supervisor-{self.port}.log"
@@ -57,10 +57,11 @@ class Stack:
             SUPERVISOR_DIR=str(tmp_path),
             ALLOWED_HOSTS="127.0.0.1",
             CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat"),
+            **env,
         )
         # Its own process group: the test can clean up everything it started, and nothing else.
         self.process = subprocess.Popen(
-            [str(BASE_DIR / "deploy" / "supervise"), "web", "shards"],
+            [str(BASE_DIR / "deploy" / "supervise"), *roles],
             env=env,
             cwd=BASE_DIR,
             stdout=self.log,
@@ -267,3 +268,16 @@ def test_sigkill_of_the_active_shard_under_load_loses_nothing_and_the_site_keeps
     # celery worker takes to start (seconds on a quiet machine, far more on a crowded one).
     assert all(seconds < 3 for seconds, standby in takeovers if standby), takeovers
     assert all(seconds < 60 for seconds, standby in takeovers), takeovers
+
+
+def test_beat_and_worker_run_ledger_check_and_record_it_in_redis(tmp_path, funded):
+    funded(USD="10")
+    key = redis_.key("ledger_check", "last")
+    stack = Stack(tmp_path, roles=("worker", "beat"), LEDGER_CHECK_SECONDS="1")
+    try:
+        raw = wait_for(lambda: redis_.client().get(key), 120, f"no ledger_check result:\n{stack.log_tail()}")
+    finally:
+        stack.stop()
+    result = json.loads(raw)
+    assert result["ok"] is True and result["problems"] == 0
+    assert "ledger_check: OK" in stack.log_path.read_text()
