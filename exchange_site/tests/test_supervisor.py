@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -23,7 +24,7 @@ from django.db.models import Q, Sum
 
 from accounts.services import token_create
 from exchange_site import redis as redis_
-from exchange_site.testing import BASE_DIR, subprocess_env
+from exchange_site.testing import BASE_DIR, PYTHON, subprocess_env
 from ledger.models import Transfer
 from orders.models import Order, Trade
 from orders.selectors import exchange_problems
@@ -47,6 +48,7 @@ class Stack:
 
     def __init__(self, tmp_path, roles=("web", "shards"), **env):
         self.port = free_port()
+        self.tmp_path = tmp_path
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = BASE_DIR / "artifacts" / f"supervisor-{self.port}.log"
         self.log_path.parent.mkdir(exist_ok=True)
@@ -82,6 +84,18 @@ class Stack:
     def shard_pid(self) -> int | None:
         pid = redis_.client().get(redis_.key("shard", 0, "ready"))
         return int(pid) if pid else None
+
+    def pid_of(self, program: str) -> int:
+        """The pid supervisord has for a program (0 while it is not running)."""
+        result = subprocess.run(
+            [str(Path(PYTHON).with_name("supervisorctl")), "-c", str(BASE_DIR / "deploy" / "supervisord.conf")]
+            + ["pid", program],
+            env={**os.environ, "SUPERVISOR_DIR": str(self.tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return int(result.stdout.strip()) if result.stdout.strip().isdigit() else 0
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -236,6 +250,14 @@ def test_sigkill_of_the_active_shard_under_load_loses_nothing_and_the_site_keeps
             60,
             "accepted orders left unsettled",
         )
+        # A web process dies: the others accept on the same socket, and supervisord starts it again.
+        web_pid = stack.pid_of("web:web-0")
+        os.kill(web_pid, signal.SIGKILL)
+        wait_for(lambda: process_gone(web_pid), 10, "the killed web process did not die")
+        answers = [get(stack.url + "/healthz")[0] for _ in range(20)]
+        restarted = wait_for(lambda: stack.pid_of("web:web-0") not in (0, web_pid), 60, "web-0 not restarted")
+        assert answers == [200] * 20
+        assert restarted
         print(
             "\ntakeover after SIGKILL (kill -> next settled batch): "
             + ", ".join(f"{seconds:.2f}s ({'standby' if standby else 'restart'})" for seconds, standby in takeovers)
