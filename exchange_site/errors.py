@@ -62,7 +62,10 @@ def service_down(exc: BaseException) -> str | None:
 def unavailable_body(service: str) -> dict:
     return error_body(
         "service_unavailable",
-        f"The exchange cannot reach its {service} right now; nothing was changed. Try again shortly.",
+        # Not "nothing was changed": a connection lost during a commit leaves its outcome unknown,
+        # so a client retries an order with the same client_order_id.
+        f"The exchange cannot reach its {service} right now. Try again shortly (an order with the same "
+        "client_order_id is placed at most once).",
     )
 
 
