@@ -10,6 +10,9 @@ STAMPS := .make
 # Debian packages: headers to build mysqlclient; Chromium for the browser tests.
 SYSTEM_PACKAGES := libmariadb-dev pkg-config chromium fonts-liberation
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Local use and the demo: debug pages, static files from the source folders, the development
+# SECRET_KEY. Production sets DEBUG off and a real SECRET_KEY (see README "Security").
+export DEBUG ?= 1
 
 .PHONY: run test setup system venv services migrate seed node lint bench clean-stamps
 
@@ -39,7 +42,12 @@ system: $(STAMPS)/system
 venv: $(VENV)/.installed
 node: $(STAMPS)/node
 
-services: venv
+# A local machine's .env turns DEBUG on, so `.venv/bin/python manage.py ...` works here as it does
+# under make; production sets its own environment (DEBUG off, a real SECRET_KEY) and has no .env.
+.env:
+	@printf '# Written by make for local use; production sets DEBUG off and a real SECRET_KEY.\nDEBUG=1\n' > $@
+
+services: venv .env
 	@$(PY) -m exchange_site.services_check
 
 migrate: services
@@ -52,9 +60,11 @@ setup: seed node
 
 # Demo deposits are confirmed at once up to these amounts per user and day (see .env.example).
 run: export FUNDING_DEMO_DEPOSIT_LIMIT ?= USD=100000,BTC=10,ETH=100
+# Every role under supervisord (deploy/supervisord.conf): a process that dies is started again.
 run: setup
-	@echo "Starting web, matching shard, worker, beat and demo bots on http://127.0.0.1:8000 (Ctrl-C stops them all)"
-	$(VENV)/bin/honcho start -f Procfile
+	@$(PY) manage.py collectstatic --noinput -v 0
+	@echo "Starting web ($${WEB_PROCESSES:-3} daphne processes), matching shard 0 and its standby, worker, beat and demo bots on http://127.0.0.1:$${WEB_PORT:-8000} (Ctrl-C stops them all)"
+	deploy/supervise
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

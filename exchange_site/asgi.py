@@ -12,6 +12,12 @@ if settings.DEBUG:
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+else:
+    # In production the application serves what `collectstatic` gathered into STATIC_ROOT, read
+    # once at start-up, with caching headers; any other path goes on to Django.
+    from servestatic import ServeStaticASGI
+
+    django_asgi_app = ServeStaticASGI(django_asgi_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -7,8 +7,20 @@ their own kind of message. DRF's own errors (validation, auth, parsing) get the 
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
+
+log = logging.getLogger("exchange_site.errors")
+
+# MariaDB client errors that mean "the server cannot be reached", not "this request is wrong":
+# can't connect (2002, 2003), server gone away (2006), lost connection (2013, 2055), too many
+# connections (1040), connection killed (1927), disconnected for inactivity (4031).
+DB_UNREACHABLE = {1040, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
+RETRY_AFTER_SECONDS = 5
 
 
 class RuleViolation(Exception):
@@ -36,6 +48,53 @@ def error_body(code: str, message: str, fields: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "fields": fields or {}}}
 
 
+def service_down(exc: BaseException) -> str | None:
+    """The backing service a failure shows to be unreachable ("database" or "redis"), or None."""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return "redis"
+    if isinstance(exc, InterfaceError):
+        return "database"
+    if isinstance(exc, OperationalError) and exc.args and exc.args[0] in DB_UNREACHABLE:
+        return "database"
+    return None
+
+
+def unavailable_body(service: str) -> dict:
+    return error_body(
+        "service_unavailable",
+        # Not "nothing was changed": a connection lost during a commit leaves its outcome unknown,
+        # so a client retries an order with the same client_order_id.
+        f"The exchange cannot reach its {service} right now. Try again shortly (an order with the same "
+        "client_order_id is placed at most once).",
+    )
+
+
+class ServiceUnavailableMiddleware:
+    """A view that fails because MariaDB or Redis is down answers 503, not 500.
+
+    DRF views get the same answer from ``api_exception_handler``; this covers the other views.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exc):
+        service = service_down(exc)
+        if service is None:
+            return None
+        log.warning("%s %s: %s is down (%s: %s)", request.method, request.path, service, type(exc).__name__, exc)
+        if request.path.startswith("/api/") or "text/html" not in request.headers.get("Accept", ""):
+            response = JsonResponse(unavailable_body(service), status=503)
+        else:
+            # No template: rendering one may need the database that is down.
+            response = HttpResponse("<h1>Service unavailable</h1><p>Please try again in a few seconds.</p>", status=503)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
 def _flatten(detail) -> dict:
     if isinstance(detail, dict):
         return {
@@ -61,6 +120,18 @@ def api_exception_handler(exc, context):
         from .parsers import body_too_large
 
         exc = body_too_large()
+    service = service_down(exc)
+    if service is not None:
+        request = context.get("request")
+        log.warning(
+            "%s %s: %s is down (%s: %s)",
+            request and request.method,
+            request and request.path,
+            service,
+            type(exc).__name__,
+            exc,
+        )
+        return Response(unavailable_body(service), status=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -5,14 +5,28 @@ import uuid
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env("SECRET_KEY", default="dev-only-not-secret-change-me")
+# A test run, and every process it starts (they inherit this environment), runs as a local machine
+# does: DEBUG on and a key that is not secret. pytest sets PYTEST_VERSION before it imports settings.
+if "PYTEST_VERSION" in os.environ:
+    os.environ.setdefault("DEBUG", "true")
+    os.environ.setdefault("SECRET_KEY", "dev-only-not-secret-change-me")
+
+# Secure by default: DEBUG only where it is asked for (`make run` asks, for local use and the demo).
+DEBUG = env.bool("DEBUG", default=False)
+DEV_SECRET_KEY = "dev-only-not-secret-change-me"
+SECRET_KEY = env("SECRET_KEY", default=DEV_SECRET_KEY)
+if not DEBUG and SECRET_KEY == DEV_SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is the development key while DEBUG is off: set SECRET_KEY to a long random value "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), or DEBUG=1 on a local machine."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"])
 
@@ -40,6 +54,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # MariaDB or Redis down: 503 in the API's error format, not a 500 (see exchange_site/errors.py).
+    "exchange_site.errors.ServiceUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -80,6 +96,8 @@ DATABASES["default"]["OPTIONS"].update(
         # READ COMMITTED: a locking read sees the latest committed row, and plain reads
         # never take gap locks, so concurrent order placement does not deadlock on them.
         "isolation_level": "read committed",
+        # MariaDB unreachable: a request fails (503) in seconds instead of waiting on the OS timeout.
+        "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT", default=3),
     }
 )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
@@ -268,3 +286,25 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "accounts/lockout.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# Security. Off only under DEBUG (a local machine on plain http); each can be set from the environment
+# (a deployment whose TLS ends at a proxy that speaks plain http to daphne sets SECURE_PROXY_SSL_HEADER).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Health probes come over plain http from inside the platform.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Static files: `collectstatic` gathers them into STATIC_ROOT, which the ASGI application serves
+# (ServeStatic) when DEBUG is off; under DEBUG Django finds them in the source folders.
+# Redis: a client call that cannot connect, or gets no answer, fails within these many seconds,
+# so a request fails fast with a 503 rather than hanging while Redis is down.
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=0.5)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+
+# The beat worker runs ledger_check this often (seconds); the result is kept in Redis.
+LEDGER_CHECK_SECONDS = env.float("LEDGER_CHECK_SECONDS", default=300.0)

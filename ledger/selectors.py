@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, Sum
 
 from .models import Asset, LedgerAccount, Transfer
@@ -78,22 +77,6 @@ def ledger_problems() -> list[str]:
     return problems
 
 
-@contextmanager
-def consistent_read() -> Iterator[None]:
-    """A read-only transaction whose queries all see one snapshot (REPEATABLE READ for this one).
-
-    Inside a caller's transaction (a test's), it reads what that transaction sees.
-    """
-    if connection.in_atomic_block:
-        yield
-        return
-    with connection.cursor() as cursor:
-        # Applies to the next transaction only; the session's READ COMMITTED stays for the rest.
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-    with transaction.atomic():
-        yield
-
-
 def statement_for_user(
     *, user, asset: str | None = None, cursor: int | None = None, limit: int | None = 100
 ) -> tuple[list[dict], int | None]:
@@ -104,7 +87,7 @@ def statement_for_user(
     they own and are not entries. ``amount`` is signed: positive in, negative out. ``limit=None``
     returns every entry (the CSV download).
     """
-    with consistent_read():
+    with consistent_snapshot():
         accounts = LedgerAccount.objects.filter(user=user, kind__in=LedgerAccount.USER_KINDS)
         if asset:
             accounts = accounts.filter(asset__code=asset.upper())
@@ -160,3 +143,25 @@ def _balances_through(*, by_asset: dict[int, set[int]], rows: list) -> dict[int,
         debits = mine.filter(debit_account_id__in=own).exclude(credit_account_id__in=own).aggregate(t=Sum("amount"))
         balances[asset_id] = (credits["t"] or Decimal(0)) - (debits["t"] or Decimal(0))
     return balances
+
+
+def consistent_snapshot() -> Iterator[None]:
+    """Every read inside sees the database as of one instant, whatever commits meanwhile.
+
+    The connection's own isolation is READ COMMITTED, where each statement sees the latest commits:
+    a check made of several queries would compare balances from before a settlement with orders
+    from after it. A REPEATABLE READ transaction started WITH CONSISTENT SNAPSHOT reads them all
+    as of its start. Reads only; the transaction is rolled back.
+    """
+    if connection.in_atomic_block:
+        # Already inside a transaction (a test's): its isolation was fixed when it began.
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")

@@ -11,7 +11,13 @@ web processes can refuse orders nobody would match (``shard_alive``).
 
 from __future__ import annotations
 
+import logging
+
+import redis
+
 from exchange_site import redis as redis_
+
+log = logging.getLogger("matching.queue")
 
 PLACE = "n"
 CANCEL = "c"
@@ -25,7 +31,12 @@ def queue_key(shard: int) -> str:
 
 
 def command_push(*, shard: int, kind: str, order_id: int) -> None:
-    redis_.client().rpush(queue_key(shard), f"{kind}:{order_id}")
+    # Runs after the order's commit: Redis down must not turn an accepted order into an error
+    # (and Django's robust on_commit cannot log a failing functools.partial: it raises instead).
+    try:
+        redis_.client().rpush(queue_key(shard), f"{kind}:{order_id}")
+    except redis.RedisError as exc:
+        log.warning("shard %s: cannot queue %s:%s (%s); the shard's sweep will find it", shard, kind, order_id, exc)
 
 
 def market_status_changed(*, shard: int, market_id: int) -> None:

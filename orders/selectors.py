@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from exchange_site.errors import NotFound
 from ledger.models import LedgerAccount
+from ledger.selectors import consistent_snapshot, ledger_problems
 
 from .models import Order, Trade
 from .serializers import fills_of_trade
@@ -42,6 +43,12 @@ def hold_problems() -> list[str]:
                 f"account {key}: locked {balance} but live orders and pending withdrawals hold {held.get(pair, Decimal(0))}"
             )
     return problems
+
+
+def exchange_problems() -> list[str]:
+    """Every broken ledger invariant, holds included, all read from one snapshot: exact while trading goes on."""
+    with consistent_snapshot():
+        return ledger_problems() + hold_problems()
 
 
 def _page(queryset, *, cursor, limit: int):

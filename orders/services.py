@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from exchange_site.db import retry_on_deadlock
 from exchange_site.errors import NotFound, RuleViolation
 from ledger.services import asset_get_or_create, funds_hold
@@ -38,7 +39,9 @@ def market_create(
     maker_fee=Decimal("0.001"),
     taker_fee=Decimal("0.002"),
     shard: int = 0,
+    actor=None,
 ) -> Market:
+    """A new market (its assets created as needed); audited when an operator (``actor``) creates it."""
     symbol = (symbol or "").strip().upper()
     base_code, sep, quote_code = symbol.partition("-")
     if not sep or not base_code or not quote_code or base_code == quote_code:
@@ -60,21 +63,29 @@ def market_create(
             "invalid_increments",
             f"tick_size x lot_size must be a multiple of {unit} {quote.code}, and lot_size of the {base.code} precision.",
         )
-    market, created = Market.objects.get_or_create(
-        symbol=symbol,
-        defaults={
-            "base": base,
-            "quote": quote,
-            "tick_size": tick,
-            "lot_size": lot,
-            "min_notional": _decimal(min_notional, "min_notional", allow_zero=True),
-            "maker_fee": maker,
-            "taker_fee": taker,
-            "shard": shard,
-        },
-    )
-    if not created:
-        raise RuleViolation("market_exists", f"Market {symbol} already exists.", status_code=409)
+    with transaction.atomic():
+        market, created = Market.objects.get_or_create(
+            symbol=symbol,
+            defaults={
+                "base": base,
+                "quote": quote,
+                "tick_size": tick,
+                "lot_size": lot,
+                "min_notional": _decimal(min_notional, "min_notional", allow_zero=True),
+                "maker_fee": maker,
+                "taker_fee": taker,
+                "shard": shard,
+            },
+        )
+        if not created:
+            raise RuleViolation("market_exists", f"Market {symbol} already exists.", status_code=409)
+        if actor is not None:
+            audit_record(
+                actor=actor,
+                action="market_create",
+                target=f"market:{symbol}",
+                details={"tick_size": str(tick), "lot_size": str(lot), "shard": shard},
+            )
     return market
 
 
@@ -85,6 +96,102 @@ def market_set_status(*, market: Market, status: str) -> Market:
     # The shard applies it in queue order, between the orders accepted before and after.
     transaction.on_commit(partial(market_status_changed, shard=market.shard, market_id=market.pk), robust=True)
     market.status = status
+    return market
+
+
+def _market_locked(market: Market) -> Market:
+    return Market.objects.select_for_update().get(pk=market.pk)
+
+
+def market_halt(*, market: Market, reason: str, actor) -> Market:
+    """Stop trading: new orders are refused (409 market_halted), the shard matches nothing; cancels still work."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise RuleViolation("reason_required", "Say why the market is halted.", fields={"reason": ["Required."]})
+    # Not durable: the admin calls this inside a transaction of its own.
+    with transaction.atomic():
+        market = _market_locked(market)
+        if market.status == Market.Status.HALTED:
+            raise RuleViolation("market_already_halted", f"{market.symbol} is already halted.", status_code=409)
+        market_set_status(market=market, status=Market.Status.HALTED)
+        audit_record(actor=actor, action="market_halt", target=f"market:{market.symbol}", reason=reason)
+    return market
+
+
+def market_resume(*, market: Market, actor, reason: str = "") -> Market:
+    """Trading goes on: orders are accepted and matched again."""
+    with transaction.atomic():
+        market = _market_locked(market)
+        if market.status == Market.Status.OPEN:
+            raise RuleViolation("market_not_halted", f"{market.symbol} is not halted.", status_code=409)
+        market_set_status(market=market, status=Market.Status.OPEN)
+        audit_record(actor=actor, action="market_resume", target=f"market:{market.symbol}", reason=reason)
+    return market
+
+
+# What an operator may change on a live market. Symbol, assets, tick and lot sizes and the shard
+# are fixed once the market exists (resting orders and the shard's books are built on them); the
+# status changes through market_halt / market_resume.
+MARKET_EDITABLE = ("min_notional", "maker_fee", "taker_fee", "protection_pct")
+
+
+def _places(value: Decimal, field: str, places: int) -> Decimal:
+    if value != value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR):
+        raise RuleViolation(
+            "invalid", f"{field} has at most {places} decimal places.", fields={field: ["Too many decimal places."]}
+        )
+    return value
+
+
+def market_fields_clean(**fields) -> dict[str, Decimal]:
+    """The given market fields, validated: the rules of market_update, for forms that check before saving."""
+    cleaned: dict[str, Decimal] = {}
+    for name, value in fields.items():
+        if name not in MARKET_EDITABLE:
+            raise RuleViolation(
+                "field_not_editable",
+                f"{name} cannot be changed on an existing market"
+                + (" (halt or resume it instead)." if name == "status" else "."),
+                fields={name: ["Not editable."]},
+            )
+        number = _decimal(value, name, allow_zero=name != "protection_pct")
+        if name in ("maker_fee", "taker_fee"):
+            if number >= 1:
+                raise RuleViolation(
+                    "invalid_fee", "Fees are rates below 1 (0.001 is 0.1%).", fields={name: ["Must be below 1."]}
+                )
+            number = _places(number, name, 6)
+        elif name == "protection_pct":
+            # A market order may trade up to this far from the best price: beyond 50% it protects nothing.
+            if number > 50:
+                raise RuleViolation(
+                    "invalid",
+                    "protection_pct is a percentage above 0, at most 50.",
+                    fields={name: ["Above 0, at most 50."]},
+                )
+            number = _places(number, name, 2)
+        else:
+            number = _places(number, name, 18)
+        cleaned[name] = number
+    return cleaned
+
+
+def market_update(*, market: Market, actor, **fields) -> Market:
+    """Change a market's fees, minimum notional or protection; audited with the old and new values."""
+    cleaned = market_fields_clean(**fields)
+    with transaction.atomic():
+        market = _market_locked(market)
+        changes = {
+            name: [str(getattr(market, name)), str(value)]
+            for name, value in cleaned.items()
+            if getattr(market, name) != value
+        }
+        if not changes:
+            return market
+        for name in changes:
+            setattr(market, name, cleaned[name])
+        market.save(update_fields=list(changes))
+        audit_record(actor=actor, action="market_update", target=f"market:{market.symbol}", details=changes)
     return market
 
 
@@ -127,7 +234,10 @@ def market_for_trading(*, symbol: str) -> Market:
         raise RuleViolation("unknown_market", f"Unknown market {symbol!r}.", fields={"symbol": ["Unknown market."]})
     if market.status != Market.Status.OPEN:
         raise RuleViolation(
-            "market_halted", f"Trading in {market.symbol} is halted.", fields={"symbol": ["Market halted."]}
+            "market_halted",
+            f"Trading in {market.symbol} is halted.",
+            fields={"symbol": ["Market halted."]},
+            status_code=409,
         )
     if settings.SHARD_ALIVE_REQUIRED:
         try:

@@ -119,7 +119,7 @@ def test_a_halted_market_refuses_orders(trader, market):
     response = api(trader).post(
         "/api/v1/orders", {"symbol": "BTC-USD", "side": "buy", "price": "1", "quantity": "1"}, format="json"
     )
-    assert response.status_code == 400 and response.json()["error"]["code"] == "market_halted"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "market_halted"
     assert queued() == []
 
 
