@@ -47,7 +47,15 @@ class VersionedCache:
         return value
 
     def invalidate(self) -> None:
-        """Every process forgets this memo, once the current transaction (if any) commits."""
+        """Every process forgets this memo: now, and again once the current transaction commits.
+
+        Now, so this connection's own next read (inside the transaction) is fresh; again on commit,
+        because another process may reload the old row between the two and must drop it.
+        """
+        self._bump()
+        transaction.on_commit(self._bump, robust=True)
+
+    def _bump(self) -> None:
         # A fresh random value, not a counter: a counter deleted (a flushed Redis) and bumped again
         # would repeat a value some process still holds.
-        transaction.on_commit(lambda: redis_.client().set(self._key(), uuid.uuid4().hex), robust=True)
+        redis_.client().set(self._key(), uuid.uuid4().hex)

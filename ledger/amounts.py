@@ -15,7 +15,7 @@ from django.conf import settings
 from exchange_site.errors import RuleViolation
 
 # [0-9], not \d: \d matches every script's digits.
-_AMOUNT = re.compile(r"[0-9]{1,30}(?:\.[0-9]{1,30})?")
+_AMOUNT = re.compile(r"-?[0-9]{1,30}(?:\.[0-9]{1,30})?")  # a sign only to say "greater than zero"
 MAX_ADJUSTED = settings.AMOUNT_MAX_DIGITS - settings.AMOUNT_DECIMAL_PLACES  # digits before the point
 
 
@@ -28,7 +28,7 @@ def amount_parse(text, *, field: str, code: str = "invalid") -> Decimal:
             fields={field: ['A decimal string ("10.5"), not a number or other text.']},
         )
     value = Decimal(text)
-    if not value:
+    if value <= 0:
         raise RuleViolation(code, f"{field} must be greater than zero.", fields={field: ["Must be greater than zero."]})
     if value.adjusted() >= MAX_ADJUSTED:
         raise RuleViolation(code, f"{field} is too large.", fields={field: ["Too large."]})

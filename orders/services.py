@@ -204,7 +204,10 @@ def _expire_at(raw: dict) -> datetime | None:
     value = raw.get("expire_at")
     if value is None or value == "":
         return None
-    moment = parse_datetime(value) if type(value) is str and len(value) <= 40 else None
+    try:
+        moment = parse_datetime(value) if type(value) is str and len(value) <= 40 else None
+    except ValueError:  # well formed but impossible, such as month 13
+        moment = None
     if moment is None:
         raise _invalid("expire_at", "expire_at is an ISO 8601 time.", "An ISO 8601 time, e.g. 2030-01-01T00:00:00Z.")
     if timezone.is_naive(moment):
