@@ -202,7 +202,9 @@ def test_a_quote_budget_under_one_tick_times_lot_is_refused(trader):
     MarketFactory(symbol="ETH-USD", min_notional=Decimal(0))
     smallest = {**order, "symbol": "ETH-USD"}
     redis_.client().hset(redis_.key("top", "ETH-USD"), mapping={"bid": "99", "ask": "101"})
-    assert api(trader).post("/api/v1/orders", {**smallest, "quote_quantity": "0.00001"}, format="json").status_code == 201
+    assert (
+        api(trader).post("/api/v1/orders", {**smallest, "quote_quantity": "0.00001"}, format="json").status_code == 201
+    )
 
 
 def test_gtd_needs_a_future_expire_at_and_only_gtd_takes_one(trader):
