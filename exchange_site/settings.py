@@ -121,6 +121,9 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi", "capacity": 2000},
     }
 }
+# redis-py 8 reads with a 5 s socket timeout, and channels_redis waits up to 5 s (BZPOPMIN) for a
+# consumer's next message: an idle websocket's read timed out and its consumer died. A longer one:
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [{"address": REDIS_URL, "socket_timeout": 30}]
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
