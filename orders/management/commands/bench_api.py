@@ -21,6 +21,7 @@ from decimal import Decimal
 
 import aiohttp
 from django.core.management.base import BaseCommand
+from django.db import connection
 
 from accounts.services import token_create, user_create
 from ledger.selectors import ledger_problems
@@ -67,7 +68,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         base = options["base_url"].rstrip("/")
         setup = self.setup(traders=options["traders"], shard=options["shard"])
-        self.line(f"bench_api: markets {setup['symbol']} and {setup['fill_symbol']}, {len(setup['keys'])} traders")
+        database = connection.settings_dict["NAME"]
+        self.line(
+            f"bench_api: database {database}, markets {setup['symbol']} and {setup['fill_symbol']}, "
+            f"{len(setup['keys'])} traders, against {base} (which must serve the same database)"
+        )
         figures = asyncio.run(Bench(base=base, setup=setup, options=options, out=self.line).run())
         started = time.monotonic()
         settled = self.wait_settled(setup["market_ids"], timeout=options["settle_timeout"])
