@@ -167,4 +167,4 @@ SHARD_SWEEP_SECONDS = env.float("SHARD_SWEEP_SECONDS", default=2.0)
 
 # Order entry: threads per web process that run the order API and websocket orders with persistent
 # database connections (0: inline, as tests need: their data lives in the test's own connection).
-ORDER_DB_THREADS = env.int("ORDER_DB_THREADS", default=0 if RUNNING_TESTS else 4)
+ORDER_DB_THREADS = env.int("ORDER_DB_THREADS", default=0 if RUNNING_TESTS else 16)
