@@ -58,9 +58,7 @@ def token_revoke(*, user, token_id: int) -> ApiToken:
     if token is None:
         raise NotFound("No such active token.")
     token.revoked_at = timezone.now()
-    token.save(update_fields=["revoked_at"])
-    _tokens.invalidate()
-    transaction.on_commit(partial(_token_sockets_close, user_id=token.user_id, token_id=token.pk), robust=True)
+    token.save(update_fields=["revoked_at"])  # post_save below: memos dropped, sockets closed
     return token
 
 
@@ -129,6 +127,15 @@ def _tokens_changed(sender, **kwargs) -> None:
     _tokens.invalidate()
 
 
-# A key revoked or a user deactivated in the admin (a plain model save) is refused at once too.
-post_save.connect(_tokens_changed, sender=ApiToken, dispatch_uid="accounts.tokens_changed")
+def _token_saved(sender, instance: ApiToken, **kwargs) -> None:
+    _tokens.invalidate()
+    if instance.revoked_at is not None:
+        transaction.on_commit(
+            partial(_token_sockets_close, user_id=instance.user_id, token_id=instance.pk), robust=True
+        )
+
+
+# Through token_revoke or the admin (a plain model save) alike: a revoked key is refused at once and
+# its websockets are closed; a deactivated user's keys are refused at once.
+post_save.connect(_token_saved, sender=ApiToken, dispatch_uid="accounts.token_saved")
 post_save.connect(_tokens_changed, sender=User, dispatch_uid="accounts.token_users_changed")
