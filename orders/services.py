@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from functools import partial
 
 from django.db import IntegrityError, connection, transaction
@@ -305,6 +305,12 @@ _HOLD_LIMIT = Decimal(10) ** 18  # the amount columns' integer digits
 
 def _draft(request: OrderRequest, market: Market) -> _Draft:
     """Apply the market's rules (tick, lot, engine units, min notional, protection) to a shaped request."""
+    # Exact arithmetic: amounts carry up to 36 digits, the default context rounds at 28.
+    with localcontext(prec=80):
+        return _draft_exact(request, market)
+
+
+def _draft_exact(request: OrderRequest, market: Market) -> _Draft:
     price, quantity, quote_quantity, side = request.price, request.quantity, request.quote_quantity, request.side
     if quantity is not None and quantity % market.lot_size:
         lot = market.lot_size.normalize()
