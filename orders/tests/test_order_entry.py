@@ -262,3 +262,28 @@ def test_a_batch_of_orders_costs_a_fixed_number_of_statements(trader):
     assert [r.status for r in results] == [201] * 50
     # BEGIN, SELECT ... FOR UPDATE, INSERT orders, INSERT holds, UPDATE balances, INSERT events, COMMIT.
     assert len(fifty.captured_queries) == len(one.captured_queries) <= 7
+
+
+def test_batches_racing_for_one_users_funds_never_overdraw(trader):
+    """Two connections place at once for one user: the account lock lets exactly what fits through."""
+    import threading
+
+    from django.db import connections
+
+    outcomes: list = []
+
+    def place():
+        try:
+            outcomes.extend(r.status for r in orders_place(user=trader, requests=[limit(price="100")] * 6))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=place) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # 1000 USD buys ten orders of 100, whoever comes first.
+    assert sorted(outcomes) == [201] * 10 + [400] * 2
+    assert balance(trader, "USD") == (Decimal(0), Decimal(1000))
+    assert Order.objects.count() == 10 and len(queued()) == 10
