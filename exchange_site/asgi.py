@@ -20,7 +20,6 @@ else:
     django_asgi_app = ServeStaticASGI(django_asgi_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from marketdata.routing import websocket_urlpatterns  # noqa: E402
 from marketdata.ws_auth import TokenOrSessionAuthMiddleware  # noqa: E402
@@ -28,6 +27,7 @@ from marketdata.ws_auth import TokenOrSessionAuthMiddleware  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        # The Origin check is inside: a token client without an Origin (not a browser) is let in.
+        "websocket": TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

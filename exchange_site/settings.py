@@ -145,6 +145,9 @@ CHANNEL_LAYERS = {
         "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi", "capacity": 2000},
     }
 }
+# redis-py 8 reads with a 5 s socket timeout, and channels_redis waits up to 5 s (BZPOPMIN) for a
+# consumer's next message: an idle websocket's read timed out and its consumer died. A longer one:
+CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] = [{"address": REDIS_URL, "socket_timeout": 30}]
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None
@@ -308,3 +311,6 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 
 # The beat worker runs ledger_check this often (seconds); the result is kept in Redis.
 LEDGER_CHECK_SECONDS = env.float("LEDGER_CHECK_SECONDS", default=300.0)
+# Order entry: threads per web process that run the order API and websocket orders with persistent
+# database connections (0: inline, as tests need: their data lives in the test's own connection).
+ORDER_DB_THREADS = env.int("ORDER_DB_THREADS", default=0 if RUNNING_TESTS else 16)

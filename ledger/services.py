@@ -12,7 +12,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
@@ -22,6 +22,7 @@ from audit.services import audit_record
 from exchange_site.db import insert_rows
 from exchange_site.errors import RuleViolation
 
+from .amounts import amount_parse
 from .models import Asset, LedgerAccount, Transfer
 
 Kind = LedgerAccount.Kind
@@ -54,18 +55,19 @@ def asset_get(*, code: str) -> Asset:
 
 
 def amount_validate(*, amount, asset: Asset, field: str = "amount") -> Decimal:
-    """A strictly positive, finite decimal with no more places than the asset allows."""
-    if isinstance(amount, float):
+    """A strictly positive, finite decimal with no more places than the asset allows.
+
+    Text goes through the one amount parser (ledger/amounts.py); a Decimal or an int from code is taken as is.
+    """
+    if isinstance(amount, str):
+        value = amount_parse(amount, field=field, code="invalid_amount")
+    elif isinstance(amount, Decimal) or (isinstance(amount, int) and not isinstance(amount, bool)):
+        value = Decimal(amount)
+    else:
         # A float has already lost exactness; refuse it rather than guess.
         raise RuleViolation(
             "invalid_amount", "Amounts must be decimal strings, not floats.", fields={field: ["Not a decimal string."]}
         )
-    try:
-        value = Decimal(str(amount).strip())
-    except (InvalidOperation, ValueError):
-        raise RuleViolation(
-            "invalid_amount", f"{amount!r} is not a decimal number.", fields={field: ["Not a number."]}
-        ) from None
     if not value.is_finite() or value <= 0:
         raise RuleViolation(
             "invalid_amount", "Amount must be greater than zero.", fields={field: ["Must be greater than zero."]}
@@ -397,3 +399,108 @@ def asset_get_or_create(*, code: str, precision: int | None = None, name: str = 
         defaults={"precision": precision if precision is not None else DEFAULT_PRECISION.get(code, 8), "name": name},
     )
     return asset
+
+
+# --- the order door's hold path ---------------------------------------------------------------
+#
+# Placing orders is the busiest writer of the ledger, so it has its own two-statement path: one
+# SELECT ... FOR UPDATE of the user's accounts, then (after the caller decided what fits) one
+# multi-row INSERT of hold transfers and one UPDATE of balances. Web threads share the id memo
+# below: entries are only ever added or dropped whole, which a dict does atomically under the GIL.
+
+# (user_id, asset_id, kind) -> ledger account id. Ids never change once created, so they are
+# remembered per process; every use re-reads the row and checks it is still that account (a test
+# database recreated under a running process), so a stale id is dropped, never trusted.
+_account_ids: dict[tuple[int, int, str], int] = {}
+
+
+@dataclass(slots=True)
+class HoldAccounts:
+    """One user's available and locked accounts of an asset, locked, with the available balance read under the lock."""
+
+    asset: Asset
+    available_id: int
+    locked_id: int
+    available: Decimal
+
+
+def hold_accounts_lock(*, user_id: int, assets: Sequence[Asset]) -> dict[int, HoldAccounts]:
+    """Lock the user's available and locked accounts of ``assets`` (created if missing), in id order.
+
+    Call inside the caller's transaction. Returns {asset_id: HoldAccounts}.
+    """
+    for _ in range(2):
+        wanted = {(user_id, asset.id, kind): asset for asset in assets for kind in (Kind.AVAILABLE, Kind.LOCKED)}
+        missing = [key for key in wanted if key not in _account_ids]
+        if missing:
+            created = accounts_get_or_create(specs=[(key[0], wanted[key], key[2]) for key in missing])
+            _account_ids.update(created)
+        ids = {key: _account_ids[key] for key in wanted}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, user_id, asset_id, kind, balance FROM {LedgerAccount._meta.db_table} "
+                f"WHERE id IN ({', '.join(str(int(i)) for i in sorted(ids.values()))}) ORDER BY id FOR UPDATE"
+            )
+            rows = {row[0]: row for row in cursor.fetchall()}
+        stale = [key for key, account_id in ids.items() if rows.get(account_id, (None,))[1:4] != key]
+        if not stale:
+            return {
+                asset.id: HoldAccounts(
+                    asset=asset,
+                    available_id=ids[(user_id, asset.id, Kind.AVAILABLE)],
+                    locked_id=ids[(user_id, asset.id, Kind.LOCKED)],
+                    available=rows[ids[(user_id, asset.id, Kind.AVAILABLE)]][4],
+                )
+                for asset in assets
+            }
+        for key in stale:
+            _account_ids.pop(key, None)
+    raise RuntimeError("ledger accounts changed under a hold twice in a row")
+
+
+def holds_post(*, accounts: dict[int, HoldAccounts], holds: Sequence[tuple[int, Decimal, str]]) -> None:
+    """Post hold transfers (available -> locked), ``holds`` = [(asset_id, amount, reference)], on accounts
+    locked by ``hold_accounts_lock`` in this transaction: one INSERT and one UPDATE.
+
+    Refuses the whole set (InsufficientFunds, nothing written) if an available balance would go below
+    zero; callers decide beforehand which orders fit, so this is the ledger's own guard.
+    """
+    if not holds:
+        return
+    totals: dict[int, Decimal] = defaultdict(Decimal)
+    for asset_id, amount, _ in holds:
+        if amount <= 0:
+            raise RuleViolation("invalid_amount", "Transfer amounts must be positive.")
+        totals[asset_id] += amount
+    for asset_id, total in totals.items():
+        if accounts[asset_id].available < total:
+            raise InsufficientFunds(accounts[asset_id].asset.code)
+    now = timezone.now().replace(tzinfo=None)  # raw SQL: MariaDB stores naive UTC
+    rows = []
+    params: list = []
+    for asset_id, amount, reference in holds:
+        account = accounts[asset_id]
+        rows.append("(%s, %s, %s, %s, %s, %s, '', NULL, %s)")
+        params += [asset_id, account.available_id, account.locked_id, amount, Transfer.Kind.HOLD, reference, now]
+    cases = []
+    case_params: list = []
+    for asset_id, total in totals.items():
+        account = accounts[asset_id]
+        cases.append("WHEN %s THEN %s WHEN %s THEN %s")
+        case_params += [account.available_id, -total, account.locked_id, total]
+        account.available -= total
+    touched = [i for asset_id in totals for i in (accounts[asset_id].available_id, accounts[asset_id].locked_id)]
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute(
+                f"INSERT INTO {Transfer._meta.db_table} (asset_id, debit_account_id, credit_account_id, amount, "
+                f"kind, reference, memo, created_by_id, created_at) VALUES {', '.join(rows)}",
+                params,
+            )
+        except IntegrityError as exc:
+            raise RuleViolation("duplicate_reference", "This operation was already recorded.", status_code=409) from exc
+        cursor.execute(
+            f"UPDATE {LedgerAccount._meta.db_table} SET balance = balance + CASE id {' '.join(cases)} END "
+            f"WHERE id IN ({', '.join(str(int(i)) for i in touched)})",
+            case_params,
+        )

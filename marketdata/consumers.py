@@ -3,6 +3,12 @@
 Message shapes are documented in marketdata/README.md. Public channels need no sign-in; the
 private ones ("orders", "fills", "balances") use the user of the connection itself (``?token=`` or
 the session), never anything the client sends, so no one can listen to another user's events.
+
+Order entry (``op: place`` / ``cancel``) goes through the same services as the REST API. Ops are
+queued per connection and run in arrival order by one task per connection; place ops waiting
+together are placed as one set-based batch, on the order door's database threads
+(orders/db_threads.py). A socket opened with an API token joins the token's auth group and closes
+when that token is revoked.
 """
 
 from __future__ import annotations
@@ -16,8 +22,12 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from exchange_site.errors import NotFound
+from accounts.services import token_auth_group, token_for_key
+from exchange_site.errors import NotFound, RuleViolation
 from exchange_site.throttling import ws_message_refused
+from orders.db_threads import db_thread_run
+from orders.serializers import order_data
+from orders.services import order_cancel, orders_place
 
 from . import presence
 from .groups import depth_group, trades_group, user_group
@@ -34,6 +44,9 @@ from .selectors import (
 
 PRIVATE = ("orders", "fills", "balances")
 MAX_CHANNELS = 64
+ENTRY_BATCH = 50  # place ops placed together at most
+ENTRY_QUEUE_MAX = 1000  # ops waiting per connection; beyond, refused with "busy"
+TOKEN_REVOKED = 4001  # close code of a socket whose API token was revoked
 TICKER_EVERY = 1.0  # seconds: a ticker is recomputed at most this often per connection
 
 
@@ -55,10 +68,21 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.candles: dict[tuple[str, str], dict] = {}
         self.ticker_last_sent: dict[str, float] = defaultdict(float)
         self.ticker_tasks: dict[str, asyncio.Task] = {}
+        self.entry_queue: list[dict] = []
+        self.entry_task: asyncio.Task | None = None
+        self.token_id = self.scope.get("token_id")
+        if self.token_id is not None:
+            await self.channel_layer.group_add(token_auth_group(self.user_id), self.channel_name)
+            # Revoked between the handshake's lookup and joining the group: its message was missed.
+            if await database_sync_to_async(token_for_key)(key=self.scope["token_key"]) is None:
+                await self.close(code=TOKEN_REVOKED)
+                return
         await self.accept()
 
     async def disconnect(self, code):
-        for task in self.ticker_tasks.values():
+        if getattr(self, "token_id", None) is not None:
+            await self.channel_layer.group_discard(token_auth_group(self.user_id), self.channel_name)
+        for task in getattr(self, "ticker_tasks", {}).values():
             task.cancel()
         for group in self.joined:
             await self._group_left(group)
@@ -80,6 +104,8 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         op = content.get("op")
         if op == "ping":
             return await self.send_json({"type": "pong"})
+        if op in ("place", "cancel"):
+            return await self._entry(content)
         channels = content.get("channels")
         if op not in ("subscribe", "unsubscribe") or not isinstance(channels, list):
             return await self._error("invalid", 'Send {"op": "subscribe" | "unsubscribe", "channels": [...]}.')
@@ -98,6 +124,68 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
     async def _error(self, code: str, message: str, channel: str | None = None):
         await self.send_json({"type": "error", "code": code, "message": message, "channel": channel})
+
+    # Order entry ------------------------------------------------------------------------------
+
+    async def _entry(self, content: dict):
+        request_id = content.get("id")
+        if request_id is not None and (not isinstance(request_id, (str, int)) or len(str(request_id)) > 64):
+            return await self._entry_error(None, RuleViolation("invalid", "id is a string of at most 64 characters."))
+        if self.user_id is None:
+            return await self._entry_error(
+                request_id, RuleViolation("auth_required", "Sign in (or pass ?token=) to place or cancel orders.")
+            )
+        if len(self.entry_queue) >= ENTRY_QUEUE_MAX:
+            return await self._entry_error(request_id, RuleViolation("busy", "Too many orders waiting; slow down."))
+        self.entry_queue.append(content)
+        if self.entry_task is None:
+            self.entry_task = asyncio.ensure_future(self._entry_drain())
+
+    async def _entry_drain(self):
+        """Run queued ops in arrival order: consecutive place ops as one batch, a cancel alone."""
+        try:
+            while self.entry_queue:
+                if self.entry_queue[0].get("op") == "cancel":
+                    await self._entry_cancel(self.entry_queue.pop(0))
+                    continue
+                batch = []
+                while self.entry_queue and self.entry_queue[0].get("op") == "place" and len(batch) < ENTRY_BATCH:
+                    batch.append(self.entry_queue.pop(0))
+                await self._entry_place(batch)
+        finally:
+            self.entry_task = None
+
+    async def _entry_place(self, batch: list[dict]):
+        user = self._entry_user()
+        results = await db_thread_run(_place_rendered, user=user, requests=[content.get("order") for content in batch])
+        for content, (status, body) in zip(batch, results, strict=True):
+            if status >= 300:
+                await self._entry_error(content.get("id"), body)
+            else:
+                await self.send_json({"type": "placed", "id": content.get("id"), "status": status, "order": body})
+
+    async def _entry_cancel(self, content: dict):
+        order_id = content.get("order_id")
+        if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id <= 0:
+            error = RuleViolation("invalid", "order_id is an order's id.", fields={"order_id": ["An order id."]})
+            return await self._entry_error(content.get("id"), error)
+        try:
+            order = await db_thread_run(_cancel_rendered, user=self._entry_user(), order_id=order_id)
+        except RuleViolation as error:
+            return await self._entry_error(content.get("id"), error)
+        await self.send_json({"type": "cancel_requested", "id": content.get("id"), "order": order})
+
+    def _entry_user(self):
+        return self.scope.get("token_user") or self.scope["user"]
+
+    async def _entry_error(self, request_id, error: RuleViolation):
+        await self.send_json(
+            {"type": "error", "id": request_id, "code": error.code, "message": error.message, "fields": error.fields}
+        )
+
+    async def auth_token_revoked(self, event):
+        if event.get("token_id") == self.token_id:
+            await self.close(code=TOKEN_REVOKED)
 
     async def _subscribe(self, name: str):
         if name in PRIVATE:
@@ -259,3 +347,15 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         for name in PRIVATE:
             if name in self.subscribed and event.get(name):
                 await self.send_json({"channel": name, "type": "update", "data": event[name]})
+
+
+def _place_rendered(*, user, requests: list) -> list[tuple[int, object]]:
+    """orders_place with each result as (status, order data or RuleViolation), rendered on the database thread."""
+    out = []
+    for result in orders_place(user=user, requests=requests):
+        out.append((result.status, result.error if result.error is not None else order_data(result.order)))
+    return out
+
+
+def _cancel_rendered(*, user, order_id: int) -> dict:
+    return order_data(order_cancel(user=user, order_id=order_id))

@@ -12,6 +12,8 @@ web processes can refuse orders nobody would match (``shard_alive``).
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
+from collections.abc import Iterable
 
 import redis
 
@@ -31,12 +33,30 @@ def queue_key(shard: int) -> str:
 
 
 def command_push(*, shard: int, kind: str, order_id: int) -> None:
-    # Runs after the order's commit: Redis down must not turn an accepted order into an error
-    # (and Django's robust on_commit cannot log a failing functools.partial: it raises instead).
+    commands_push(commands=[(shard, kind, order_id)])
+
+
+def commands_push(*, commands: Iterable[tuple[int, str, int]]) -> None:
+    """Queue ``(shard, kind, id)`` commands on their shards' lists in one pipelined round trip.
+
+    Runs after the orders' commit: Redis down must not turn accepted orders into an error (and
+    Django's robust on_commit cannot log a failing functools.partial: it raises instead). The
+    shard's database sweep finds what could not be queued.
+    """
+    by_shard: dict[int, list[str]] = defaultdict(list)
+    for shard, kind, order_id in commands:
+        by_shard[shard].append(f"{kind}:{order_id}")
+    if not by_shard:
+        return
     try:
-        redis_.client().rpush(queue_key(shard), f"{kind}:{order_id}")
+        pipe = redis_.client().pipeline(transaction=False)
+        for shard, items in by_shard.items():
+            pipe.rpush(queue_key(shard), *items)
+        pipe.execute()
     except redis.RedisError as exc:
-        log.warning("shard %s: cannot queue %s:%s (%s); the shard's sweep will find it", shard, kind, order_id, exc)
+        log.warning(
+            "cannot queue %d commands (%s); the shards' sweep will find them", sum(map(len, by_shard.values())), exc
+        )
 
 
 def market_status_changed(*, shard: int, market_id: int) -> None:

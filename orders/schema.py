@@ -37,6 +37,7 @@ class OrderSerializer(serializers.Serializer):
     quantity = amount(allow_null=True)
     quote_quantity = amount(allow_null=True)
     time_in_force = serializers.ChoiceField(choices=Order.TimeInForce.values)
+    expire_at = serializers.DateTimeField(allow_null=True, help_text="GTD orders only.")
     post_only = serializers.BooleanField()
     stp = serializers.ChoiceField(choices=Order.Stp.values)
     status = serializers.ChoiceField(choices=Order.Status.values)

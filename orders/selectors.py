@@ -99,3 +99,11 @@ def fills_for_user(*, user, symbol: str | None = None, order_id: int | None = No
                 fills.append(fill)
     fills.sort(key=lambda fill: -fill["id"])
     return fills, next_cursor
+
+
+def order_for_client_id(*, user, client_order_id: str) -> Order:
+    """The user's order with this client_order_id; another user's is not found."""
+    order = Order.objects.select_related("market").filter(user=user, client_order_id=client_order_id).first()
+    if order is None:
+        raise NotFound("No such order.", code="order_not_found")
+    return order

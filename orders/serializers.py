@@ -31,6 +31,10 @@ def iso(moment) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _iso_or_none(moment) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
 def order_data(order: Order, *, symbol: str | None = None) -> dict:
     return {**order_fixed_data(order, symbol=symbol or order.market.symbol), **order_state_data(order)}
 
@@ -49,6 +53,8 @@ def order_fixed_data(order: Order, *, symbol: str) -> dict:
         "time_in_force": order.time_in_force,
         "post_only": order.post_only,
         "stp": order.stp,
+        # The shard worker's live-order rows may not carry expire_at; only GTD orders have one.
+        "expire_at": _iso_or_none(getattr(order, "expire_at", None)),
         "created_at": iso(order.created_at),
     }
 

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from audit.services import audit_record
 from exchange_site.db import retry_on_deadlock
 from exchange_site.errors import NotFound, RuleViolation
-from ledger.services import asset_get_or_create, funds_hold
-from matching.queue import CANCEL, PLACE, command_push, market_status_changed, shard_alive, top_of_book_get
+from exchange_site.local_cache import VersionedCache
+from ledger.amounts import amount_parse
+from ledger.models import Asset
+from ledger.services import InsufficientFunds, asset_get_or_create, hold_accounts_lock, holds_post
+from matching.queue import CANCEL, PLACE, commands_push, market_status_changed, shard_alive, top_of_book_get
 
-from .models import Market, Order
+from .models import Market, Order, OrderEvent
+from .selectors import order_for_client_id
 
 
 def _decimal(value, field: str, *, allow_zero: bool = False) -> Decimal:
@@ -95,6 +104,7 @@ def market_set_status(*, market: Market, status: str) -> Market:
     Market.objects.filter(pk=market.pk).update(status=status)
     # The shard applies it in queue order, between the orders accepted before and after.
     transaction.on_commit(partial(market_status_changed, shard=market.shard, market_id=market.pk), robust=True)
+    markets_changed()  # every process's market memo: a halt refuses orders at once
     market.status = status
     return market
 
@@ -196,40 +206,29 @@ def market_update(*, market: Market, actor, **fields) -> Market:
 
 
 # --- placing and canceling -------------------------------------------------------------------
+#
+# Threads: web request threads, the API's database threads (orders/db_threads.py) and websocket
+# consumers call these services at once. What they share: the market memo below and the ledger's
+# account-id memo, both safe to share (see exchange_site/local_cache.py and ledger/services.py).
+# Everything else is per call.
+
+_markets = VersionedCache("markets", ttl=30.0)
 
 
-def _ceil_to(value: Decimal, step: Decimal) -> Decimal:
-    return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+def _market_load(symbol: str) -> Market | None:
+    return Market.objects.select_related("base", "quote").filter(symbol=symbol).first()
 
 
-def _floor_to(value: Decimal, step: Decimal) -> Decimal:
-    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
-
-
-def _amount(value, field: str, *, places: int | None = None) -> Decimal | None:
-    if value is None or value == "":
+def market_lookup(*, symbol: str) -> Market | None:
+    """The market of a symbol (any status), from the per-process memo; None if there is none."""
+    if not isinstance(symbol, str) or not symbol or len(symbol) > 32:
         return None
-    if isinstance(value, bool):
-        raise RuleViolation("invalid", f"{field} must be a decimal string.", fields={field: ["Not a number."]})
-    try:
-        number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise RuleViolation(
-            "invalid", f"{field} must be a decimal string.", fields={field: ["Not a number."]}
-        ) from None
-    if not number.is_finite() or number <= 0:
-        raise RuleViolation(
-            "invalid", f"{field} must be greater than zero.", fields={field: ["Must be greater than zero."]}
-        )
-    if number.adjusted() >= 18 or (
-        places is not None and number != number.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR)
-    ):
-        raise RuleViolation("invalid", f"{field} has too many digits.", fields={field: ["Too many digits."]})
-    return number
+    return _markets.get(symbol.upper(), _market_load)
 
 
 def market_for_trading(*, symbol: str) -> Market:
-    market = Market.objects.select_related("base", "quote").filter(symbol=str(symbol or "").upper()).first()
+    """The one place a market is checked as tradeable: it exists and it is open."""
+    market = market_lookup(symbol=symbol)
     if market is None:
         raise RuleViolation("unknown_market", f"Unknown market {symbol!r}.", fields={"symbol": ["Unknown market."]})
     if market.status != Market.Status.OPEN:
@@ -253,7 +252,469 @@ def market_for_trading(*, symbol: str) -> Market:
     return market
 
 
+def markets_changed() -> None:
+    """Every process forgets its market memo (on commit): call after any change to a market row."""
+    _markets.invalidate()
+
+
+def _market_saved(sender, **kwargs) -> None:
+    markets_changed()
+
+
+post_save.connect(_market_saved, sender=Market, dispatch_uid="orders.market_saved")
+post_delete.connect(_market_saved, sender=Market, dispatch_uid="orders.market_deleted")
+
+
+def _ceil_to(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+
+def _floor_to(value: Decimal, step: Decimal) -> Decimal:
+    return (value / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
+def _invalid(field: str, message: str, detail: str) -> RuleViolation:
+    return RuleViolation("invalid", message, fields={field: [detail]})
+
+
+@dataclass(slots=True)
+class OrderRequest:
+    """An order request checked for shape (types, choices, amounts), before any market rule."""
+
+    symbol: str
+    side: str
+    type: str
+    price: Decimal | None
+    quantity: Decimal | None
+    quote_quantity: Decimal | None
+    time_in_force: str
+    post_only: bool
+    stp: str
+    client_order_id: str | None
+    expire_at: datetime | None
+
+    def same_as(self, order: Order) -> bool:
+        """Whether ``order`` is what this request asks for (a client_order_id replay)."""
+        return (
+            self.symbol == order.market.symbol
+            and (self.side, self.type, self.time_in_force, self.post_only, self.stp)
+            == (order.side, order.type, order.time_in_force, order.post_only, order.stp)
+            and (self.price, self.quantity, self.quote_quantity, self.expire_at)
+            == (order.price, order.quantity, order.quote_quantity, order.expire_at)
+        )
+
+
+_TRUE = frozenset([True, "true", "True", "1", 1])
+_FALSE = frozenset([False, "false", "False", "0", 0])
+
+
+def _choice(raw: dict, field: str, choices, default=None) -> str:
+    value = raw.get(field, default)
+    if not isinstance(value, str) or value not in choices:
+        raise _invalid(field, f"{field} is one of {', '.join(choices)}.", f"Must be one of {', '.join(choices)}.")
+    return value
+
+
+def _optional_amount(raw: dict, field: str) -> Decimal | None:
+    value = raw.get(field)
+    if value is None or value == "":
+        return None
+    return amount_parse(value, field=field)
+
+
+def _expire_at(raw: dict) -> datetime | None:
+    value = raw.get("expire_at")
+    if value is None or value == "":
+        return None
+    try:
+        moment = parse_datetime(value) if type(value) is str and len(value) <= 40 else None
+    except ValueError:  # well formed but impossible, such as month 13
+        moment = None
+    if moment is None:
+        raise _invalid("expire_at", "expire_at is an ISO 8601 time.", "An ISO 8601 time, e.g. 2030-01-01T00:00:00Z.")
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, UTC)  # the API's times are UTC
+    # Stored to the microsecond, as the database keeps it, so a replay compares equal.
+    return moment.astimezone(UTC)
+
+
+def order_request_parse(raw) -> OrderRequest:
+    """Check an order request's shape: JSON types, choices, strict amount strings. No market rule yet."""
+    if not isinstance(raw, dict):
+        raise RuleViolation("invalid", "An order is a JSON object.")
+    symbol = raw.get("symbol")
+    if type(symbol) is not str or not symbol or len(symbol) > 32:
+        raise _invalid("symbol", "symbol is a market symbol such as BTC-USD.", "A market symbol.")
+    side = _choice(raw, "side", Order.Side.values)
+    order_type = _choice(raw, "type", Order.Type.values, Order.Type.LIMIT)
+    time_in_force = _choice(raw, "time_in_force", Order.TimeInForce.values, Order.TimeInForce.GTC)
+    stp = _choice(raw, "stp", Order.Stp.values, Order.Stp.CANCEL_NEWEST)
+    post_only = raw.get("post_only", False)
+    if post_only not in _TRUE and post_only not in _FALSE:
+        raise _invalid("post_only", "post_only is true or false.", "Must be true or false.")
+    post_only = post_only in _TRUE and post_only is not False
+    client_order_id = raw.get("client_order_id")
+    if client_order_id is not None and type(client_order_id) is not str:
+        raise _invalid("client_order_id", "client_order_id is a string.", "Must be a string.")
+    client_order_id = (client_order_id or "").strip() or None
+    if client_order_id is not None and len(client_order_id) > 36:
+        raise _invalid("client_order_id", "client_order_id has at most 36 characters.", "Too long.")
+    request = OrderRequest(
+        symbol=symbol.upper(),
+        side=side,
+        type=order_type,
+        price=_optional_amount(raw, "price"),
+        quantity=_optional_amount(raw, "quantity"),
+        quote_quantity=_optional_amount(raw, "quote_quantity"),
+        time_in_force=time_in_force,
+        post_only=post_only,
+        stp=stp,
+        client_order_id=client_order_id,
+        expire_at=_expire_at(raw),
+    )
+    _request_rules(request)
+    return request
+
+
+def _request_rules(request: OrderRequest) -> None:
+    """The rules that need no market: which fields go with which order type."""
+    if request.type == Order.Type.LIMIT:
+        if request.price is None:
+            raise _invalid("price", "A limit order needs a price.", "Required for limit orders.")
+        if request.quantity is None:
+            raise _invalid("quantity", "A limit order needs a quantity.", "Required.")
+        if request.quote_quantity is not None:
+            raise _invalid("quote_quantity", "quote_quantity is for market buys only.", "Market buys only.")
+    else:
+        if request.price is not None:
+            raise _invalid("price", "A market order takes no price.", "Not allowed for market orders.")
+        if request.post_only:
+            raise _invalid("post_only", "A market order cannot be post-only.", "Not allowed for market orders.")
+        if (request.quantity is None) == (request.quote_quantity is None):
+            raise _invalid(
+                "quantity",
+                "A market order gives either quantity or quote_quantity.",
+                "Give quantity or quote_quantity.",
+            )
+        if request.quote_quantity is not None and request.side == Order.Side.SELL:
+            raise _invalid("quote_quantity", "quote_quantity is for market buys only.", "Market buys only.")
+        if request.time_in_force == Order.TimeInForce.GTD:
+            raise _invalid("time_in_force", "A market order never rests, so it cannot be GTD.", "Not GTD.")
+        if request.time_in_force == Order.TimeInForce.GTC:
+            request.time_in_force = Order.TimeInForce.IOC  # a market order never rests
+    if request.time_in_force == Order.TimeInForce.GTD:
+        if request.expire_at is None:
+            raise _invalid("expire_at", "A GTD order needs expire_at.", "Required for GTD orders.")
+        if request.expire_at <= timezone.now():
+            raise _invalid("expire_at", "expire_at must be in the future.", "Must be in the future.")
+    elif request.expire_at is not None:
+        raise _invalid("expire_at", "expire_at is for GTD orders only.", 'Only with time_in_force "GTD".')
+
+
+@dataclass(slots=True)
+class _Draft:
+    """An order that passed every rule but the funds check, and what it must hold."""
+
+    request: OrderRequest
+    market: Market
+    hold_asset: Asset
+    hold: Decimal
+    protection_price: Decimal | None
+
+
+_HOLD_LIMIT = Decimal(10) ** 18  # the amount columns' integer digits
+
+
+def _draft(request: OrderRequest, market: Market) -> _Draft:
+    """Apply the market's rules (tick, lot, engine units, min notional, protection) to a shaped request."""
+    # Exact arithmetic: amounts carry up to 36 digits, the default context rounds at 28.
+    with localcontext(prec=80):
+        return _draft_exact(request, market)
+
+
+def _draft_exact(request: OrderRequest, market: Market) -> _Draft:
+    price, quantity, quote_quantity, side = request.price, request.quantity, request.quote_quantity, request.side
+    if quantity is not None and quantity % market.lot_size:
+        lot = market.lot_size.normalize()
+        raise RuleViolation(
+            "invalid_quantity",
+            f"quantity must be a multiple of the lot size {lot}.",
+            fields={"quantity": [f"Must be a multiple of {lot}."]},
+        )
+    if price is not None and price % market.tick_size:
+        tick = market.tick_size.normalize()
+        raise RuleViolation(
+            "invalid_price",
+            f"price must be a multiple of the tick size {tick}.",
+            fields={"price": [f"Must be a multiple of {tick}."]},
+        )
+    protection_price = None
+    if request.type == Order.Type.LIMIT:
+        notional = price * quantity
+        hold = notional if side == Order.Side.BUY else quantity
+    elif side == Order.Side.BUY:
+        if quote_quantity is not None:
+            _quote_budget_check(quote_quantity, market)
+        best_ask = _best(market, "ask")
+        protection_price = _ceil_to(best_ask * (1 + market.protection_pct / 100), market.tick_size)
+        notional = quote_quantity if quote_quantity is not None else best_ask * quantity
+        hold = quote_quantity if quote_quantity is not None else protection_price * quantity
+    else:
+        best_bid = _best(market, "bid")
+        protection_price = max(
+            _floor_to(best_bid * (1 - market.protection_pct / 100), market.tick_size), market.tick_size
+        )
+        notional = best_bid * quantity
+        hold = quantity
+    if notional < market.min_notional:
+        minimum = f"{market.min_notional.normalize()} {market.quote.code}"
+        raise RuleViolation(
+            "below_min_notional",
+            f"The order is worth less than the minimum {minimum}.",
+            fields={"quantity": [f"Order value must be at least {minimum}."]},
+        )
+    if hold >= _HOLD_LIMIT:
+        raise _invalid("quantity", "The order is too large.", "Too large.")
+    hold_asset = market.quote if side == Order.Side.BUY else market.base
+    return _Draft(request=request, market=market, hold_asset=hold_asset, hold=hold, protection_price=protection_price)
+
+
+def _quote_budget_check(quote_quantity: Decimal, market: Market) -> None:
+    places = market.quote.precision
+    if quote_quantity != quote_quantity.quantize(Decimal(1).scaleb(-places), rounding=ROUND_FLOOR):
+        raise _invalid("quote_quantity", f"quote_quantity has at most {places} decimal places.", "Too many digits.")
+    # The engine counts a quote budget in units of tick x lot (the smallest notional): less is nothing.
+    unit = market.tick_size * market.lot_size
+    if quote_quantity < unit:
+        raise RuleViolation(
+            "quote_quantity_too_small",
+            f"quote_quantity must be at least one tick x lot ({unit.normalize()} {market.quote.code}).",
+            fields={"quote_quantity": [f"At least {unit.normalize()}."]},
+        )
+
+
+def _best(market: Market, side: str) -> Decimal:
+    best_bid, best_ask = top_of_book_get(symbol=market.symbol)
+    price = best_ask if side == "ask" else best_bid
+    if not price:
+        who = "selling" if side == "ask" else "buying"
+        raise RuleViolation("no_liquidity", f"No one is {who} {market.symbol} right now.")
+    return Decimal(price)
+
+
+@dataclass(slots=True)
+class PlaceResult:
+    """One request's outcome: 201 placed, 200 an earlier order with this client_order_id, or a 4xx error."""
+
+    status: int
+    order: Order | None = None
+    error: RuleViolation | None = None
+
+
+def _replayed(request: OrderRequest, order: Order) -> PlaceResult:
+    if request.same_as(order):
+        return PlaceResult(status=200, order=order)
+    return PlaceResult(
+        status=409,
+        error=RuleViolation(
+            "client_order_id_reused",
+            f"client_order_id {request.client_order_id!r} was used for a different order ({order.pk}).",
+            fields={"client_order_id": ["Already used for a different order."]},
+            status_code=409,
+        ),
+    )
+
+
+def _failed(error: RuleViolation) -> PlaceResult:
+    return PlaceResult(status=error.status_code, error=error)
+
+
+def orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
+    """Place a batch of order requests (raw dicts as a client sent them), each standing alone.
+
+    Every request is checked in Python; those that pass are placed together in ONE transaction:
+    the user's accounts locked by one SELECT ... FOR UPDATE, the orders that fit the funds (in
+    request order) inserted with their hold transfers and "accepted" events, queued on commit.
+    Returns one PlaceResult per request, in order.
+    """
+    for attempt in range(3):
+        try:
+            return _orders_place(user=user, requests=requests)
+        except IntegrityError:
+            # A client_order_id raced in from another request: the next round finds the order that won.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
+    results: list[PlaceResult | None] = [None] * len(requests)
+    parsed: dict[int, OrderRequest] = {}
+    for index, raw in enumerate(requests):
+        try:
+            parsed[index] = order_request_parse(raw)
+        except RuleViolation as error:
+            results[index] = _failed(error)
+    client_ids = {request.client_order_id for request in parsed.values() if request.client_order_id}
+    existing = _orders_by_client_id(user=user, client_order_ids=client_ids) if client_ids else {}
+    first_of_id: dict[str, int] = {}
+    repeats: list[int] = []
+    drafts: dict[int, _Draft] = {}
+    for index, request in parsed.items():
+        client_order_id = request.client_order_id
+        if client_order_id in existing:
+            results[index] = _replayed(request, existing[client_order_id])
+            continue
+        if client_order_id is not None:
+            if client_order_id in first_of_id:
+                repeats.append(index)  # answered after the first one is placed (or refused)
+                continue
+            first_of_id[client_order_id] = index
+        try:
+            drafts[index] = _draft(request, market_for_trading(symbol=request.symbol))
+        except RuleViolation as error:
+            results[index] = _failed(error)
+    for index, outcome in _drafts_place(user=user, drafts=drafts).items():
+        results[index] = PlaceResult(status=201, order=outcome) if isinstance(outcome, Order) else _failed(outcome)
+    if repeats:
+        # The same client_order_id twice in one batch: the later ones are replays of the first.
+        for index, result in zip(
+            repeats, _orders_place(user=user, requests=[requests[i] for i in repeats]), strict=True
+        ):
+            results[index] = result
+    return results  # type: ignore[return-value]
+
+
+def _orders_by_client_id(*, user, client_order_ids) -> dict[str, Order]:
+    orders = Order.objects.filter(user=user, client_order_id__in=client_order_ids).select_related("market")
+    return {order.client_order_id: order for order in orders}
+
+
+_ORDER_COLUMNS = (
+    "user_id, market_id, client_order_id, side, type, price, quantity, quote_quantity, protection_price, "
+    "time_in_force, post_only, stp, status, filled_quantity, filled_quote, hold_remaining, reject_reason, "
+    "expire_at, created_at, updated_at"
+)
+_ORDER_ROW = "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', 0, 0, %s, '', %s, %s, %s)"
+_EVENT_COLUMNS = "order_id, type, at, filled_quantity, filled_quote, remaining_quantity, price, quantity, reason"
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    """A time as raw SQL parameters need it: MariaDB stores naive UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment is not None else None
+
+
 @retry_on_deadlock
+def _drafts_place(*, user, drafts: dict[int, _Draft]) -> dict[int, Order | RuleViolation]:
+    """Hold and insert the drafts that fit the user's funds, in order, in one durable transaction."""
+    if not drafts:
+        return {}
+    assets = list({draft.hold_asset.id: draft.hold_asset for draft in drafts.values()}.values())
+    outcomes: dict[int, Order | RuleViolation] = {}
+    with transaction.atomic(durable=True):
+        accounts = hold_accounts_lock(user_id=user.pk, assets=assets)
+        left = {asset_id: account.available for asset_id, account in accounts.items()}
+        fits: list[tuple[int, _Draft]] = []
+        for index, draft in drafts.items():
+            if left[draft.hold_asset.id] >= draft.hold:
+                left[draft.hold_asset.id] -= draft.hold
+                fits.append((index, draft))
+            else:
+                outcomes[index] = InsufficientFunds(draft.hold_asset.code)
+        if not fits:
+            return outcomes
+        now = timezone.now()
+        orders = _orders_insert(user=user, fits=fits, now=now)
+        holds_post(
+            accounts=accounts,
+            holds=[
+                (draft.hold_asset.id, draft.hold, f"order:{order.pk}:hold")
+                for order, (_, draft) in zip(orders, fits, strict=True)
+            ],
+        )
+        _accepted_events_insert(orders=orders, now=now)
+        transaction.on_commit(partial(_commands_push, kind=PLACE, orders=orders), robust=True)
+    for order, (index, _) in zip(orders, fits, strict=True):
+        outcomes[index] = order
+    return outcomes
+
+
+def _orders_insert(*, user, fits: list[tuple[int, _Draft]], now: datetime) -> list[Order]:
+    stamp = _naive(now)
+    params: list = []
+    for _, draft in fits:
+        request = draft.request
+        params += [
+            user.pk,
+            draft.market.pk,
+            request.client_order_id,
+            request.side,
+            request.type,
+            request.price,
+            request.quantity,
+            request.quote_quantity,
+            draft.protection_price,
+            request.time_in_force,
+            request.post_only,
+            request.stp,
+            draft.hold,
+            _naive(request.expire_at),
+            stamp,
+            stamp,
+        ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Order._meta.db_table} ({_ORDER_COLUMNS}) VALUES {', '.join([_ORDER_ROW] * len(fits))} "
+            "RETURNING id",
+            params,
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    orders = []
+    for order_id, (_, draft) in zip(ids, fits, strict=True):
+        request = draft.request
+        order = Order(
+            id=order_id,
+            user_id=user.pk,
+            client_order_id=request.client_order_id,
+            side=request.side,
+            type=request.type,
+            price=request.price,
+            quantity=request.quantity,
+            quote_quantity=request.quote_quantity,
+            protection_price=draft.protection_price,
+            time_in_force=request.time_in_force,
+            post_only=request.post_only,
+            stp=request.stp,
+            status=Order.Status.PENDING,
+            hold_remaining=draft.hold,
+            expire_at=request.expire_at,
+            created_at=now,
+            updated_at=now,
+        )
+        order.market = draft.market
+        order._state.adding = False
+        orders.append(order)
+    return orders
+
+
+def _accepted_events_insert(*, orders: list[Order], now: datetime) -> None:
+    stamp = _naive(now)
+    params: list = []
+    for order in orders:
+        # remaining is NULL for a market buy by quote_quantity: it has no base quantity yet.
+        params += [order.pk, OrderEvent.Type.ACCEPTED, stamp, 0, 0, order.quantity, order.price, order.quantity, ""]
+    row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OrderEvent._meta.db_table} ({_EVENT_COLUMNS}) VALUES {', '.join([row] * len(orders))}",
+            params,
+        )
+
+
+def _commands_push(*, kind: str, orders: Sequence[Order]) -> None:
+    commands_push(commands=[(order.market.shard, kind, order.pk) for order in orders])
+
+
 def order_place(
     *,
     user,
@@ -267,139 +728,38 @@ def order_place(
     post_only: bool = False,
     stp: str = Order.Stp.CANCEL_NEWEST,
     client_order_id: str | None = None,
+    expire_at=None,
 ) -> tuple[Order, bool]:
-    """Validate, hold the funds and record the order as pending, in one transaction; queue it on commit.
+    """Place one order (``orders_place`` with a batch of one). Returns (order, created); raises RuleViolation.
 
-    Returns (order, created). The same ``client_order_id`` again returns the existing order and
-    places nothing.
+    The same ``client_order_id`` with the same fields returns the existing order and places nothing.
+    Python callers may give amounts as Decimal (or int) and ``expire_at`` as an aware datetime.
     """
-    client_order_id = (client_order_id or "").strip() or None
-    if client_order_id is not None:
-        if len(client_order_id) > 36:
-            raise RuleViolation(
-                "invalid", "client_order_id has at most 36 characters.", fields={"client_order_id": ["Too long."]}
-            )
-        existing = Order.objects.filter(user=user, client_order_id=client_order_id).select_related("market").first()
-        if existing is not None:
-            return existing, False
+    request = {
+        "symbol": symbol,
+        "side": side,
+        "type": type,
+        "quantity": _as_text(quantity),
+        "price": _as_text(price),
+        "quote_quantity": _as_text(quote_quantity),
+        "time_in_force": time_in_force,
+        "post_only": post_only,
+        "stp": stp,
+        "client_order_id": client_order_id,
+        "expire_at": expire_at.isoformat() if isinstance(expire_at, datetime) else expire_at,
+    }
+    result = orders_place(user=user, requests=[request])[0]
+    if result.error is not None:
+        raise result.error
+    return result.order, result.status == 201
 
-    market = market_for_trading(symbol=symbol)
-    if side not in Order.Side.values:
-        raise RuleViolation("invalid", "side is buy or sell.", fields={"side": ["Must be buy or sell."]})
-    if type not in Order.Type.values:
-        raise RuleViolation("invalid", "type is limit or market.", fields={"type": ["Must be limit or market."]})
-    if time_in_force not in Order.TimeInForce.values:
-        raise RuleViolation(
-            "invalid", "time_in_force is GTC, IOC or FOK.", fields={"time_in_force": ["Must be GTC, IOC or FOK."]}
-        )
-    if stp not in Order.Stp.values:
-        raise RuleViolation(
-            "invalid", f"stp is one of {', '.join(Order.Stp.values)}.", fields={"stp": ["Unknown mode."]}
-        )
-    post_only = bool(post_only)
 
-    price = _amount(price, "price")
-    quantity = _amount(quantity, "quantity")
-    quote_quantity = _amount(quote_quantity, "quote_quantity", places=market.quote.precision)
-    if quantity is not None and quantity % market.lot_size:
-        raise RuleViolation(
-            "invalid_quantity",
-            f"quantity must be a multiple of the lot size {market.lot_size.normalize()}.",
-            fields={"quantity": [f"Must be a multiple of {market.lot_size.normalize()}."]},
-        )
-    protection_price = None
-    if type == Order.Type.LIMIT:
-        if price is None:
-            raise RuleViolation(
-                "invalid", "A limit order needs a price.", fields={"price": ["Required for limit orders."]}
-            )
-        if quantity is None:
-            raise RuleViolation("invalid", "A limit order needs a quantity.", fields={"quantity": ["Required."]})
-        if quote_quantity is not None:
-            raise RuleViolation(
-                "invalid", "quote_quantity is for market buys only.", fields={"quote_quantity": ["Market buys only."]}
-            )
-        if price % market.tick_size:
-            raise RuleViolation(
-                "invalid_price",
-                f"price must be a multiple of the tick size {market.tick_size.normalize()}.",
-                fields={"price": [f"Must be a multiple of {market.tick_size.normalize()}."]},
-            )
-        notional = price * quantity
-        hold = notional if side == Order.Side.BUY else quantity
-    else:
-        if price is not None:
-            raise RuleViolation(
-                "invalid", "A market order takes no price.", fields={"price": ["Not allowed for market orders."]}
-            )
-        if post_only:
-            raise RuleViolation(
-                "invalid",
-                "A market order cannot be post-only.",
-                fields={"post_only": ["Not allowed for market orders."]},
-            )
-        if (quantity is None) == (quote_quantity is None):
-            raise RuleViolation(
-                "invalid",
-                "A market order gives either quantity or quote_quantity.",
-                fields={"quantity": ["Give quantity or quote_quantity."]},
-            )
-        if quote_quantity is not None and side == Order.Side.SELL:
-            raise RuleViolation(
-                "invalid", "quote_quantity is for market buys only.", fields={"quote_quantity": ["Market buys only."]}
-            )
-        if time_in_force == Order.TimeInForce.GTC:
-            time_in_force = Order.TimeInForce.IOC  # a market order never rests
-        best_bid, best_ask = (Decimal(p) if p else None for p in top_of_book_get(symbol=market.symbol))
-        factor = market.protection_pct / 100
-        if side == Order.Side.BUY:
-            if best_ask is None:
-                raise RuleViolation("no_liquidity", f"No one is selling {market.symbol} right now.")
-            protection_price = _ceil_to(best_ask * (1 + factor), market.tick_size)
-            notional = quote_quantity if quote_quantity is not None else best_ask * quantity
-            hold = quote_quantity if quote_quantity is not None else protection_price * quantity
-        else:
-            if best_bid is None:
-                raise RuleViolation("no_liquidity", f"No one is buying {market.symbol} right now.")
-            protection_price = max(_floor_to(best_bid * (1 - factor), market.tick_size), market.tick_size)
-            notional = best_bid * quantity
-            hold = quantity
-    if notional < market.min_notional:
-        raise RuleViolation(
-            "below_min_notional",
-            f"The order is worth less than the minimum {market.min_notional.normalize()} {market.quote.code}.",
-            fields={
-                "quantity": [f"Order value must be at least {market.min_notional.normalize()} {market.quote.code}."]
-            },
-        )
-
-    hold_asset = market.quote if side == Order.Side.BUY else market.base
-    try:
-        with transaction.atomic(durable=True):
-            order = Order.objects.create(
-                user=user,
-                market=market,
-                client_order_id=client_order_id,
-                side=side,
-                type=type,
-                price=price,
-                quantity=quantity,
-                quote_quantity=quote_quantity,
-                protection_price=protection_price,
-                time_in_force=time_in_force,
-                post_only=post_only,
-                stp=stp,
-                hold_remaining=hold,
-            )
-            funds_hold(user=user, asset=hold_asset, amount=hold, reference=f"order:{order.pk}:hold")
-            transaction.on_commit(partial(command_push, shard=market.shard, kind=PLACE, order_id=order.pk), robust=True)
-    except IntegrityError:
-        # The same client_order_id raced in from a second request: answer with the order that won.
-        existing = Order.objects.filter(user=user, client_order_id=client_order_id).select_related("market").first()
-        if client_order_id is None or existing is None:
-            raise
-        return existing, False
-    return order, True
+def _as_text(value):
+    if isinstance(value, Decimal) and value.is_finite():
+        return format(value, "f")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 @retry_on_deadlock
@@ -416,7 +776,83 @@ def order_cancel(*, user, order_id: int) -> Order:
         if order.cancel_requested_at is None:
             order.cancel_requested_at = timezone.now()
             order.save(update_fields=["cancel_requested_at", "updated_at"])
-            transaction.on_commit(
-                partial(command_push, shard=order.market.shard, kind=CANCEL, order_id=order.pk), robust=True
+            _cancel_events_insert(
+                rows=[(order.pk, order.filled_quantity, order.filled_quote, order.quantity)],
+                at=order.cancel_requested_at,
             )
+            transaction.on_commit(partial(_commands_push, kind=CANCEL, orders=[order]), robust=True)
     return order
+
+
+def _cancel_events_insert(*, rows: Sequence[tuple], at: datetime) -> None:
+    """``cancel_requested`` events for rows of (order_id, filled_quantity, filled_quote, quantity)."""
+    stamp = _naive(at)
+    params: list = []
+    for order_id, filled_quantity, filled_quote, quantity in rows:
+        remaining = quantity - filled_quantity if quantity is not None else None
+        params += [
+            order_id,
+            OrderEvent.Type.CANCEL_REQUESTED,
+            stamp,
+            filled_quantity,
+            filled_quote,
+            remaining,
+            None,
+            None,
+            "",
+        ]
+    row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {OrderEvent._meta.db_table} ({_EVENT_COLUMNS}) VALUES {', '.join([row] * len(rows))}",
+            params,
+        )
+
+
+@retry_on_deadlock
+def orders_cancel_all(*, user, symbol: str | None = None) -> int:
+    """Ask the engine to cancel every live order of the user (of one market, or all): one transaction,
+    set-based. Returns how many orders were newly asked to cancel."""
+    market = None
+    if symbol:
+        market = market_lookup(symbol=symbol)
+        if market is None:
+            raise RuleViolation("unknown_market", f"Unknown market {symbol!r}.", fields={"symbol": ["Unknown market."]})
+    statuses = ", ".join(f"'{status}'" for status in Order.LIVE_STATUSES)
+    where = f"user_id = %s AND status IN ({statuses}) AND cancel_requested_at IS NULL"
+    params: list = [user.pk]
+    if market is not None:
+        where += " AND market_id = %s"
+        params.append(market.pk)
+    table = Order._meta.db_table
+    with transaction.atomic(durable=True):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, market_id, filled_quantity, filled_quote, quantity FROM {table} WHERE {where} "
+                "ORDER BY id FOR UPDATE",
+                params,
+            )
+            rows = cursor.fetchall()
+            if not rows:
+                return 0
+            now = timezone.now()
+            cursor.execute(
+                f"UPDATE {table} SET cancel_requested_at = %s, updated_at = %s "
+                f"WHERE id IN ({', '.join(str(int(row[0])) for row in rows)})",
+                [_naive(now), _naive(now)],
+            )
+        _cancel_events_insert(rows=[(row[0], row[2], row[3], row[4]) for row in rows], at=now)
+        shards = dict(Market.objects.filter(pk__in={row[1] for row in rows}).values_list("pk", "shard"))
+        transaction.on_commit(
+            partial(_cancel_commands_push, commands=[(shards[row[1]], row[0]) for row in rows]), robust=True
+        )
+    return len(rows)
+
+
+def _cancel_commands_push(*, commands: Sequence[tuple[int, int]]) -> None:
+    commands_push(commands=[(shard, CANCEL, order_id) for shard, order_id in commands])
+
+
+def order_cancel_by_client_id(*, user, client_order_id: str) -> Order:
+    order = order_for_client_id(user=user, client_order_id=client_order_id)
+    return order_cancel(user=user, order_id=order.pk)

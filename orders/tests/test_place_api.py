@@ -75,9 +75,12 @@ def test_the_same_client_order_id_returns_the_existing_order_and_places_nothing(
     client = api(trader)
     order = {"symbol": "BTC-USD", "side": "buy", "price": "10", "quantity": "1", "client_order_id": "dup-1"}
     first = client.post("/api/v1/orders", order, format="json")
-    second = client.post("/api/v1/orders", {**order, "quantity": "5"}, format="json")
+    second = client.post("/api/v1/orders", {**order, "quantity": "1.000"}, format="json")
     assert first.status_code == 201 and second.status_code == 200
     assert second.json()["id"] == first.json()["id"] and second.json()["quantity"] == "1"
+    # The same id for a different order is a conflict (API.md, v1 additions), and places nothing either.
+    different = client.post("/api/v1/orders", {**order, "quantity": "5"}, format="json")
+    assert different.status_code == 409 and different.json()["error"]["code"] == "client_order_id_reused"
     assert Order.objects.count() == 1
     assert balance(trader, "USD") == (Decimal("990"), Decimal("10"))
     assert len(queued()) == 1
