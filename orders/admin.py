@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from ledger.admin import ReadOnlyAdminMixin
 
-from .models import Market, Order, Trade
+from .models import Market, Order, OrderEvent, Trade
 from .services import market_set_status
 
 
@@ -29,8 +29,29 @@ class MarketAdmin(admin.ModelAdmin):
         messages.success(request, f"Resumed {queryset.count()} market(s).")
 
 
+class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The order's lifecycle journal, oldest first; immutable."""
+
+    model = OrderEvent
+    fields = readonly_fields = (
+        "id",
+        "type",
+        "at",
+        "filled_quantity",
+        "filled_quote",
+        "remaining_quantity",
+        "price",
+        "quantity",
+        "reason",
+    )
+    ordering = ("id",)
+    extra = 0
+    can_delete = False
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    inlines = (OrderEventInline,)
     list_display = (
         "id",
         "user",

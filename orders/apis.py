@@ -3,7 +3,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .models import Order
-from .selectors import fills_for_user, order_for_user, orders_for_user
+from .selectors import fills_for_user, order_events_for_user, order_for_user, orders_for_user
 from .serializers import order_data
 from .services import order_cancel, order_place
 
@@ -73,3 +73,10 @@ class FillListApi(APIView):
         query.is_valid(raise_exception=True)
         fills, next_cursor = fills_for_user(user=request.user, **query.validated_data)
         return paged(fills, next_cursor)
+
+
+class OrderEventListApi(APIView):
+    """The order's lifecycle journal, oldest first: every state change the order went through."""
+
+    def get(self, request, order_id: int):
+        return Response(order_events_for_user(user=request.user, order_id=order_id))

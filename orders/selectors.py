@@ -9,7 +9,7 @@ from exchange_site.errors import NotFound
 from ledger.models import LedgerAccount
 
 from .models import Order, Trade
-from .serializers import fills_of_trade
+from .serializers import fills_of_trade, order_event_data
 
 
 def hold_problems() -> list[str]:
@@ -88,3 +88,10 @@ def fills_for_user(*, user, symbol: str | None = None, order_id: int | None = No
                 fills.append(fill)
     fills.sort(key=lambda fill: -fill["id"])
     return fills, next_cursor
+
+
+def order_events_for_user(*, user, order_id: int) -> list[dict]:
+    """The journal of one of the user's orders, oldest first (another user's order is not found)."""
+    order = order_for_user(user=user, order_id=order_id)
+    events = order.events.order_by("id")
+    return [order_event_data(event, sequence=n) for n, event in enumerate(events, start=1)]

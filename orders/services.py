@@ -13,6 +13,7 @@ from exchange_site.errors import NotFound, RuleViolation
 from ledger.services import asset_get_or_create, funds_hold
 from matching.queue import CANCEL, PLACE, command_push, top_of_book_get
 
+from .journal import order_accepted_record, order_cancel_requested_record
 from .models import Market, Order
 
 
@@ -268,6 +269,7 @@ def order_place(
                 hold_remaining=hold,
             )
             funds_hold(user=user, asset=hold_asset, amount=hold, reference=f"order:{order.pk}:hold")
+            order_accepted_record(order=order)
             transaction.on_commit(partial(command_push, shard=market.shard, kind=PLACE, order_id=order.pk), robust=True)
     except IntegrityError:
         # The same client_order_id raced in from a second request: answer with the order that won.
@@ -292,6 +294,7 @@ def order_cancel(*, user, order_id: int) -> Order:
         if order.cancel_requested_at is None:
             order.cancel_requested_at = timezone.now()
             order.save(update_fields=["cancel_requested_at", "updated_at"])
+            order_cancel_requested_record(order=order)
             transaction.on_commit(
                 partial(command_push, shard=order.market.shard, kind=CANCEL, order_id=order.pk), robust=True
             )
