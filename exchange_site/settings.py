@@ -161,3 +161,8 @@ LOGGING = {
 # empty queue) a shard looks in the database for orders whose queue message was lost.
 SHARD_BATCH_SIZE = env.int("SHARD_BATCH_SIZE", default=2000)
 SHARD_SWEEP_SECONDS = env.float("SHARD_SWEEP_SECONDS", default=2.0)
+
+# Monitoring: GET /metrics is open for Prometheus on the internal network; false = staff or loopback only.
+METRICS_PUBLIC = env.bool("METRICS_PUBLIC", default=True)
+INSTALLED_APPS += ["monitoring"]
+MIDDLEWARE += ["monitoring.middleware.OrderOutcomeMiddleware"]

@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from exchange_site.errors import NotFound
+from monitoring.recorders import websocket_closed, websocket_opened
 
 from . import presence
 from .groups import depth_group, trades_group, user_group
@@ -55,8 +56,11 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         self.ticker_last_sent: dict[str, float] = defaultdict(float)
         self.ticker_tasks: dict[str, asyncio.Task] = {}
         await self.accept()
+        self.counted = await sync_to_async(websocket_opened, thread_sensitive=False)()
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            await sync_to_async(websocket_closed, thread_sensitive=False)()
         for task in self.ticker_tasks.values():
             task.cancel()
         for group in self.joined:

@@ -35,6 +35,7 @@ from django.utils import timezone
 from exchange_site import redis as redis_
 from exchange_site.services_check import server_connect
 from marketdata import presence, publish
+from monitoring.recorders import shard_batch_record
 from orders.models import Market, Order, Trade
 from orders.serializers import dec, fills_of_trade, iso, order_fixed_data, order_state_data, trade_public_data
 from orders.settlement import Batch, Fill, LiveOrder, PreparedBatch, SettledTrade, batch_prepare, batch_write
@@ -349,6 +350,7 @@ class ShardWorker:
             self.recover()
 
     def _process(self, commands: list[tuple[str, int]]) -> None:
+        started = time.perf_counter()
         ids = {order_id for _, order_id in commands} - self.live.keys() - self.in_flight
         rows = {order.id: order for order in pending_orders(ids)}
         batch = Batch()
@@ -367,6 +369,7 @@ class ShardWorker:
         prepared = batch_prepare(batch=batch, markets=markets, account_ids=self.account_ids)
         # What the world sees after the commit is taken now: the engine moves on meanwhile.
         item = CommitItem(prepared, self._events_after(batch, touched), set(batch.orders), len(commands))
+        item.match_seconds = time.perf_counter() - started
         self.in_flight |= item.order_ids
         if self.committer is None:
             self.commit(item)
@@ -374,7 +377,9 @@ class ShardWorker:
             self.committer.queue.put(item)
 
     def commit(self, item: CommitItem) -> None:
+        started = time.perf_counter()
         trades = batch_write(prepared=item.prepared)
+        item.commit_seconds = time.perf_counter() - started
         self.in_flight -= item.order_ids
         self.stats["batches"] += 1
         self.stats["commands"] += item.commands
@@ -497,6 +502,13 @@ class ShardWorker:
         return {"tops": tops, "depth_changes": depth_changes, "orders": dict(orders), "streaming": streaming}
 
     def _after_commit(self, item: CommitItem, trades: list[SettledTrade]) -> None:
+        shard_batch_record(
+            shard=self.shard,
+            size=item.commands,
+            trades=len(trades),
+            match_seconds=item.match_seconds,
+            commit_seconds=item.commit_seconds,
+        )
         events = item.events
         try:
             client = redis_.client()
@@ -534,6 +546,8 @@ class CommitItem:
     events: dict
     order_ids: set[int]
     commands: int
+    match_seconds: float = 0.0
+    commit_seconds: float = 0.0
 
 
 class Committer(threading.Thread):
