@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.utils.dateparse import parse_datetime
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -100,7 +101,10 @@ def _ledger_check(raw) -> list:
         return []
     try:
         last = json.loads(raw)
-        ok, problems, seconds = bool(last["ok"]), int(last.get("problems") or 0), float(last.get("seconds") or 0)
+        problems = last.get("problems") or 0
+        # A count, or the list of problem lines ledger_check printed.
+        problems = len(problems) if isinstance(problems, list) else int(problems)
+        ok, seconds = bool(last["ok"]), float(last.get("seconds") or 0)
     except (ValueError, KeyError, TypeError):
         return []
     families = [
@@ -108,24 +112,20 @@ def _ledger_check(raw) -> list:
         GaugeMetricFamily("exchange_ledger_check_problems", "Problems the last ledger_check found.", value=problems),
         GaugeMetricFamily("exchange_ledger_check_seconds", "How long the last ledger_check took.", value=seconds),
     ]
-    at = last.get("at")
-    if isinstance(at, (int, float)):
+    at = _unix_seconds(last.get("at"))
+    if at is not None:
         families.append(
             GaugeMetricFamily("exchange_ledger_check_timestamp_seconds", "When the last ledger_check ran.", value=at)
         )
-    elif isinstance(at, str):
-        from django.utils.dateparse import parse_datetime
-
-        moment = parse_datetime(at)
-        if moment is not None:
-            families.append(
-                GaugeMetricFamily(
-                    "exchange_ledger_check_timestamp_seconds",
-                    "When the last ledger_check ran.",
-                    value=moment.timestamp(),
-                )
-            )
     return families
+
+
+def _unix_seconds(at) -> float | None:
+    """``at`` as Unix seconds: the task may write a number or an ISO 8601 text."""
+    if isinstance(at, (int, float)):
+        return float(at)
+    moment = parse_datetime(at) if isinstance(at, str) else None
+    return moment.timestamp() if moment is not None and moment.tzinfo is not None else None
 
 
 def metrics_text() -> bytes:

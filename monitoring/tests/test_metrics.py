@@ -86,7 +86,8 @@ def test_queue_depth_websockets_and_the_last_ledger_check_are_reported(db):
     MarketFactory(symbol="ETH-USD", shard=3)
     redis_.client().rpush(queue_key(3), f"{CANCEL}:1", f"{CANCEL}:2")
     redis_.client().set(
-        ledger_check_key(), json.dumps({"ok": False, "problems": 2, "at": "2026-11-27T23:00:00Z", "seconds": 1.5})
+        ledger_check_key(),
+        json.dumps({"ok": False, "problems": ["a", "b"], "at": "2026-11-27T23:00:00Z", "seconds": 1.5}),
     )
 
     async def while_connected():
