@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 
 from funding.admin_site import ExchangeAdminSite
 from marketdata.views import home
+from monitoring.views import metrics
 
 from .health import healthz
 
@@ -15,6 +16,7 @@ admin.site.__class__ = ExchangeAdminSite
 urlpatterns = [
     path("", home, name="home"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("accounts.urls")),
     path("funding/", include("funding.urls")),

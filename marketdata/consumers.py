@@ -25,6 +25,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from accounts.services import token_auth_group, token_for_key
 from exchange_site.errors import NotFound, RuleViolation
 from exchange_site.throttling import ws_message_refused
+from monitoring.recorders import websocket_closed, websocket_opened
 from orders.db_threads import db_thread_run
 from orders.serializers import order_data
 from orders.services import order_cancel, orders_place
@@ -78,10 +79,13 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
                 await self.close(code=TOKEN_REVOKED)
                 return
         await self.accept()
+        self.counted = await sync_to_async(websocket_opened, thread_sensitive=False)()
 
     async def disconnect(self, code):
         if getattr(self, "token_id", None) is not None:
             await self.channel_layer.group_discard(token_auth_group(self.user_id), self.channel_name)
+        if getattr(self, "counted", False):
+            await sync_to_async(websocket_closed, thread_sensitive=False)()
         for task in getattr(self, "ticker_tasks", {}).values():
             task.cancel()
         for group in self.joined:

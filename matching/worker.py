@@ -70,6 +70,7 @@ from django.utils import timezone
 from exchange_site import redis as redis_
 from exchange_site.services_check import server_connect
 from marketdata import presence, publish
+from monitoring.recorders import shard_batch_record
 from orders.models import Market, Order, Trade
 from orders.serializers import dec, fills_of_trade, iso, order_fixed_data, order_state_data, trade_public_data
 from orders.settlement import Batch, Fill, LiveOrder, PreparedBatch, SettledTrade, batch_prepare, batch_write
@@ -716,6 +717,7 @@ class ShardWorker:
         return [(queue.PLACE, order_id) for order_id in ids.values_list("id", flat=True)]
 
     def _process(self, commands: list[tuple[str, int]], *, sync: bool = False) -> None:
+        started = time.perf_counter()
         ids = {order_id for _, order_id in commands} - self.live.keys() - self.in_flight - self.poisoned
         rows = {order.id: order for order in pending_orders(ids)}
         batch = Batch()
@@ -733,13 +735,15 @@ class ShardWorker:
             elif kind == queue.EXPIRE:
                 self._expire(order_id, batch, touched)
         if batch.orders:
-            self._settle(batch, touched, commands=len(commands), sync=sync)
+            self._settle(batch, touched, commands=len(commands), sync=sync, started=started)
 
-    def _settle(self, batch: Batch, touched, *, commands: int, sync: bool) -> None:
+    def _settle(self, batch: Batch, touched, *, commands: int, sync: bool, started: float | None = None) -> None:
         markets = {market_id: state.market for market_id, state in self.markets.items()}
         prepared = batch_prepare(batch=batch, markets=markets, account_ids=self.account_ids)
         # What the world sees after the commit is taken now: the engine moves on meanwhile.
         item = CommitItem(prepared, self._events_after(batch, touched), set(batch.orders), commands)
+        if started is not None:
+            item.match_seconds = time.perf_counter() - started
         self.in_flight |= item.order_ids
         if self.committer is None or sync:
             self.commit(item)
@@ -747,7 +751,9 @@ class ShardWorker:
             self.committer.queue.put(item)
 
     def commit(self, item: CommitItem) -> None:
+        started = time.perf_counter()
         trades = batch_write(prepared=item.prepared, fence=self.fence)
+        item.commit_seconds = time.perf_counter() - started
         self.in_flight -= item.order_ids
         self.stats["batches"] += 1
         self.stats["commands"] += item.commands
@@ -905,6 +911,13 @@ class ShardWorker:
         return {"tops": tops, "depth_changes": depth_changes, "orders": dict(orders), "streaming": streaming}
 
     def _after_commit(self, item: CommitItem, trades: list[SettledTrade]) -> None:
+        shard_batch_record(
+            shard=self.shard,
+            size=item.commands,
+            trades=len(trades),
+            match_seconds=item.match_seconds,
+            commit_seconds=item.commit_seconds,
+        )
         events = item.events
         try:
             client = redis_.client()
@@ -944,6 +957,8 @@ class CommitItem:
     events: dict
     order_ids: set[int]
     commands: int
+    match_seconds: float = 0.0
+    commit_seconds: float = 0.0
 
 
 class Committer(threading.Thread):

@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from exchange_site.errors import RuleViolation
 from ledger.admin import ReadOnlyAdminMixin
 
-from .models import Market, Order, Trade
+from .models import Market, Order, OrderEvent, Trade
 from .services import market_create, market_fields_clean, market_halt, market_resume, market_update
 
 # Fixed once a market exists: resting orders and the shard's books are built on them.
@@ -111,8 +111,29 @@ class MarketAdmin(admin.ModelAdmin):
                 messages.warning(request, exc.message)
 
 
+class OrderEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The order's lifecycle journal, oldest first; immutable."""
+
+    model = OrderEvent
+    fields = readonly_fields = (
+        "id",
+        "type",
+        "at",
+        "filled_quantity",
+        "filled_quote",
+        "remaining_quantity",
+        "price",
+        "quantity",
+        "reason",
+    )
+    ordering = ("id",)
+    extra = 0
+    can_delete = False
+
+
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    inlines = (OrderEventInline,)
     list_display = (
         "id",
         "user",

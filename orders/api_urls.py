@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .apis import FillListApi, OrderBatchApi, OrderByClientIdApi, OrderDetailApi, OrderListCreateApi
+from .apis import FillListApi, OrderBatchApi, OrderByClientIdApi, OrderDetailApi, OrderEventListApi, OrderListCreateApi
 from .db_threads import db_thread_view
 
 urlpatterns = [
@@ -12,5 +12,6 @@ urlpatterns = [
         name="api-order-by-client-id",
     ),
     path("orders/<int:order_id>", db_thread_view(OrderDetailApi.as_view()), name="api-order"),
+    path("orders/<int:order_id>/events", db_thread_view(OrderEventListApi.as_view()), name="api-order-events"),
     path("fills", db_thread_view(FillListApi.as_view()), name="api-fills"),
 ]

@@ -11,7 +11,7 @@ from exchange_site.schema import ErrorDetailSerializer
 
 from .models import Order
 from .schema import FillSerializer, OrderSerializer, OrderWithFillsSerializer
-from .selectors import fills_for_user, order_for_client_id, order_for_user, orders_for_user
+from .selectors import fills_for_user, order_events_for_user, order_for_client_id, order_for_user, orders_for_user
 from .serializers import order_data
 from .services import order_cancel, order_cancel_by_client_id, orders_cancel_all, orders_place
 
@@ -158,3 +158,10 @@ class FillListApi(APIView):
         query.is_valid(raise_exception=True)
         fills, next_cursor = fills_for_user(user=request.user, **query.validated_data)
         return paged(fills, next_cursor)
+
+
+class OrderEventListApi(APIView):
+    """The order's lifecycle journal, oldest first: every state change the order went through."""
+
+    def get(self, request, order_id: int):
+        return Response(order_events_for_user(user=request.user, order_id=order_id))

@@ -10,7 +10,7 @@ from ledger.models import LedgerAccount
 from ledger.selectors import consistent_snapshot, ledger_problems
 
 from .models import Order, Trade
-from .serializers import fills_of_trade
+from .serializers import fills_of_trade, order_event_data
 
 
 def hold_problems() -> list[str]:
@@ -107,3 +107,10 @@ def order_for_client_id(*, user, client_order_id: str) -> Order:
     if order is None:
         raise NotFound("No such order.", code="order_not_found")
     return order
+
+
+def order_events_for_user(*, user, order_id: int) -> list[dict]:
+    """The journal of one of the user's orders, oldest first (another user's order is not found)."""
+    order = order_for_user(user=user, order_id=order_id)
+    events = order.events.order_by("id")
+    return [order_event_data(event, sequence=n) for n, event in enumerate(events, start=1)]

@@ -120,3 +120,17 @@ def trade_public_data(trade: Trade) -> dict:
         "taker_side": trade.taker_side,
         "created_at": iso(trade.created_at),
     }
+
+
+def order_event_data(event, *, sequence: int) -> dict:
+    """One entry of ``GET /orders/{id}/events``; ``sequence`` counts the order's events from 1."""
+    return {
+        "sequence": sequence,
+        "type": event.type,
+        "at": iso(event.at),
+        "filled_quantity": dec(event.filled_quantity),
+        "remaining_quantity": dec(event.remaining_quantity),
+        "price": dec(event.price),
+        "quantity": dec(event.quantity),
+        "reason": event.reason or None,
+    }

@@ -23,7 +23,8 @@ from ledger.models import Asset
 from ledger.services import InsufficientFunds, asset_get_or_create, hold_accounts_lock, holds_post
 from matching.queue import CANCEL, PLACE, commands_push, market_status_changed, shard_alive, top_of_book_get
 
-from .models import Market, Order, OrderEvent
+from . import journal
+from .models import Market, Order
 from .selectors import order_for_client_id
 
 
@@ -632,7 +633,7 @@ def _drafts_place(*, user, drafts: dict[int, _Draft]) -> dict[int, Order | RuleV
                 for order, (_, draft) in zip(orders, fits, strict=True)
             ],
         )
-        _accepted_events_insert(orders=orders, now=now)
+        journal.orders_accepted_insert(orders=orders, now=now)
         transaction.on_commit(partial(_commands_push, kind=PLACE, orders=orders), robust=True)
     for order, (index, _) in zip(orders, fits, strict=True):
         outcomes[index] = order
@@ -695,20 +696,6 @@ def _orders_insert(*, user, fits: list[tuple[int, _Draft]], now: datetime) -> li
         order._state.adding = False
         orders.append(order)
     return orders
-
-
-def _accepted_events_insert(*, orders: list[Order], now: datetime) -> None:
-    stamp = _naive(now)
-    params: list = []
-    for order in orders:
-        # remaining is NULL for a market buy by quote_quantity: it has no base quantity yet.
-        params += [order.pk, OrderEvent.Type.ACCEPTED, stamp, 0, 0, order.quantity, order.price, order.quantity, ""]
-    row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {OrderEvent._meta.db_table} ({_EVENT_COLUMNS}) VALUES {', '.join([row] * len(orders))}",
-            params,
-        )
 
 
 def _commands_push(*, kind: str, orders: Sequence[Order]) -> None:
@@ -776,37 +763,12 @@ def order_cancel(*, user, order_id: int) -> Order:
         if order.cancel_requested_at is None:
             order.cancel_requested_at = timezone.now()
             order.save(update_fields=["cancel_requested_at", "updated_at"])
-            _cancel_events_insert(
+            journal.cancels_requested_insert(
                 rows=[(order.pk, order.filled_quantity, order.filled_quote, order.quantity)],
                 at=order.cancel_requested_at,
             )
             transaction.on_commit(partial(_commands_push, kind=CANCEL, orders=[order]), robust=True)
     return order
-
-
-def _cancel_events_insert(*, rows: Sequence[tuple], at: datetime) -> None:
-    """``cancel_requested`` events for rows of (order_id, filled_quantity, filled_quote, quantity)."""
-    stamp = _naive(at)
-    params: list = []
-    for order_id, filled_quantity, filled_quote, quantity in rows:
-        remaining = quantity - filled_quantity if quantity is not None else None
-        params += [
-            order_id,
-            OrderEvent.Type.CANCEL_REQUESTED,
-            stamp,
-            filled_quantity,
-            filled_quote,
-            remaining,
-            None,
-            None,
-            "",
-        ]
-    row = "(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {OrderEvent._meta.db_table} ({_EVENT_COLUMNS}) VALUES {', '.join([row] * len(rows))}",
-            params,
-        )
 
 
 @retry_on_deadlock
@@ -841,7 +803,7 @@ def orders_cancel_all(*, user, symbol: str | None = None) -> int:
                 f"WHERE id IN ({', '.join(str(int(row[0])) for row in rows)})",
                 [_naive(now), _naive(now)],
             )
-        _cancel_events_insert(rows=[(row[0], row[2], row[3], row[4]) for row in rows], at=now)
+        journal.cancels_requested_insert(rows=[(row[0], row[2], row[3], row[4]) for row in rows], at=now)
         shards = dict(Market.objects.filter(pk__in={row[1] for row in rows}).values_list("pk", "shard"))
         transaction.on_commit(
             partial(_cancel_commands_push, commands=[(shards[row[1]], row[0]) for row in rows]), robust=True

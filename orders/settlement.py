@@ -32,6 +32,7 @@ from exchange_site.db import datetime_literal, insert_rows, sql_text, values_chu
 from ledger.models import Asset, LedgerAccount, Transfer
 from ledger.services import Posting, accounts_get_or_create, transfers_post
 
+from . import journal
 from .models import Market, Order, Trade
 
 AVAILABLE, LOCKED = LedgerAccount.Kind.AVAILABLE.value, LedgerAccount.Kind.LOCKED.value
@@ -138,6 +139,7 @@ class PreparedBatch:
     order_rows: list[str]  # rendered SQL VALUES chunks
     trade_rows: list[str]
     trades: list[SettledTrade]
+    event_rows: list[str] = field(default_factory=list)  # the order journal's rows (orders/journal.py)
 
 
 def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[SettledTrade]:
@@ -154,6 +156,8 @@ def batch_prepare(
     id for good): only accounts it does not know yet are looked up, and are added to it.
     """
     now = timezone.now()
+    # Before the orders are stamped below: the journal tells newly rested orders by their stamp.
+    event_rows = journal.batch_event_rows(fills=batch.fills, orders=batch.orders.values(), now=now)
     trades: list[SettledTrade] = []
     assets: dict[int, Asset] = {}
     # Money moves through the asset's clearing account and is netted per account within the batch:
@@ -249,7 +253,9 @@ def batch_prepare(
             for t in trades
         ]
     )
-    return PreparedBatch(postings=postings, order_rows=order_rows, trade_rows=trade_rows, trades=trades)
+    return PreparedBatch(
+        postings=postings, order_rows=order_rows, trade_rows=trade_rows, trades=trades, event_rows=event_rows
+    )
 
 
 def batch_write(*, prepared: PreparedBatch, fence: Callable[[], None] | None = None) -> list[SettledTrade]:
@@ -265,6 +271,8 @@ def batch_write(*, prepared: PreparedBatch, fence: Callable[[], None] | None = N
         if fence is not None:
             fence()
         _orders_update(prepared.order_rows)
+        # After the order rows are locked by the update: a cancel request's event can't slip in between.
+        journal.events_insert(prepared.event_rows)
         ids = insert_rows(
             Trade._meta.db_table,
             TRADE_COLUMNS,

@@ -285,6 +285,79 @@
     }
   }
 
+  // Order history: a closed order expands to its lifecycle journal (GET /orders/{id}/events). A closed
+  // order's journal no longer changes, so it is fetched once and kept.
+  const expandedOrders = new Set();
+  const orderEvents = new Map(); // order id -> events, or null while loading, or an error message
+
+  function eventsToggle(o) {
+    const open = expandedOrders.has(o.id);
+    return el(
+      "button",
+      {
+        type: "button",
+        class: "small",
+        testid: `history-${o.id}-toggle`,
+        "aria-expanded": String(open),
+        onclick: () => {
+          if (open) expandedOrders.delete(o.id);
+          else {
+            expandedOrders.add(o.id);
+            const known = orderEvents.get(o.id);
+            if (known === undefined || typeof known === "string") loadOrderEvents(o.id);
+          }
+          renderOrders();
+        },
+      },
+      open ? "Hide" : "Events",
+    );
+  }
+
+  async function loadOrderEvents(orderId) {
+    orderEvents.set(orderId, null);
+    const r = await api("GET", `/orders/${orderId}/events`);
+    // An error is kept as its message, shown in place; expanding the order again tries again.
+    if (r.ok) orderEvents.set(orderId, list(r.data));
+    else orderEvents.set(orderId, (r.data && r.data.error && r.data.error.message) || "Could not load the events.");
+    renderOrders();
+  }
+
+  function eventsRow(o) {
+    const events = orderEvents.get(o.id);
+    let body;
+    if (events === null || events === undefined) body = el("p", { class: "muted" }, "Loading…");
+    else if (typeof events === "string") body = el("p", { class: "error" }, events);
+    else
+      body = el(
+        "table",
+        { class: "events" },
+        el(
+          "thead",
+          {},
+          el("tr", {}, ...["#", "Time", "Event", "Price", "Qty", "Filled", "Remaining", "Reason"].map((h) => el("th", {}, h))),
+        ),
+        el(
+          "tbody",
+          {},
+          ...events.map((e) =>
+            el(
+              "tr",
+              { testid: `event-${o.id}-${e.sequence}`, "data-type": e.type },
+              el("td", { class: "muted" }, e.sequence),
+              el("td", { class: "muted" }, stamp(e.at)),
+              el("td", {}, e.type.replace("_", " ")),
+              el("td", { class: "num" }, e.price ? price(e.price) : "–"),
+              el("td", { class: "num" }, e.quantity ? qty(e.quantity) : "–"),
+              el("td", { class: "num" }, qty(e.filled_quantity)),
+              el("td", { class: "num" }, e.remaining_quantity ? qty(e.remaining_quantity) : "–"),
+              el("td", { class: "muted" }, e.reason || ""),
+            ),
+          ),
+        ),
+      );
+    return el("tr", { testid: `history-${o.id}-events`, class: "events-row" }, el("td", { colspan: "9" }, body));
+  }
+
   function renderOrders() {
     const all = [...orders.values()].sort((a, b) => b.id - a.id);
     const open = all.filter((o) => OPEN.has(o.status));
@@ -310,7 +383,7 @@
       }),
     );
     byTestId("order-history").replaceChildren(
-      ...closed.map((o) =>
+      ...closed.flatMap((o) => [
         el(
           "tr",
           { testid: `history-${o.id}`, "data-status": o.status },
@@ -322,8 +395,10 @@
           el("td", { class: "num" }, qty(o.filled_quantity)),
           el("td", { class: "num" }, o.average_price ? price(o.average_price) : "–"),
           el("td", { testid: `history-${o.id}-status`, title: o.reject_reason || "" }, o.status.replace("_", " ")),
+          el("td", {}, eventsToggle(o)),
         ),
-      ),
+        ...(expandedOrders.has(o.id) ? [eventsRow(o)] : []),
+      ]),
     );
     byTestId("open-count").textContent = String(open.length);
     document.querySelector('[data-empty="open"]').hidden = open.length > 0;
