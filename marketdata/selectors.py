@@ -13,6 +13,7 @@ from exchange_site import redis as redis_
 from exchange_site.errors import NotFound
 from ledger.selectors import balances_for_users as ledger_balances_for_users
 from orders.models import Market, Trade
+from orders.services import market_lookup
 
 from .format import decimal_str, parse_time, time_str
 from .groups import depth_keys
@@ -26,7 +27,9 @@ def markets_list():
 
 
 def market_get(*, symbol: str) -> Market:
-    market = Market.objects.select_related("base", "quote").filter(symbol=(symbol or "").upper()).first()
+    # From the per-process market memo (dropped in every process when a market changes): public
+    # depth is read far more often than markets change, and needs no database round trip at all.
+    market = market_lookup(symbol=symbol)
     if market is None:
         raise NotFound(f"Unknown market {symbol!r}.", code="unknown_market")
     return market
