@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 from django.db import connection
@@ -145,6 +146,7 @@ def _balances_through(*, by_asset: dict[int, set[int]], rows: list) -> dict[int,
     return balances
 
 
+@contextmanager
 def consistent_snapshot() -> Iterator[None]:
     """Every read inside sees the database as of one instant, whatever commits meanwhile.
 
