@@ -7,6 +7,17 @@ from exchange_site.testing import RedisServer, ShardProcess, WebTier
 from ledger.services import asset_get_or_create, funds_deposit
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup("stream", "the seeded random stream (orders/tests/test_random_stream.py)")
+    group.addoption("--stream-orders", type=int, default=3000, help="orders to send (make soak: 200,000)")
+    group.addoption("--stream-seed", type=int, default=1)
+    group.addoption("--stream-markets", type=int, default=3, help="markets, one client thread each (at most 6)")
+    group.addoption("--stream-users", type=int, default=12)
+    group.addoption(
+        "--stream-kills", type=int, default=None, help="faults injected (default: orders / 2000, at least 4)"
+    )
+
+
 @pytest.fixture(autouse=True)
 def _ledger_invariants_hold(request):
     """After every test that touched the database, every ledger invariant still holds."""
