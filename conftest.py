@@ -13,6 +13,7 @@ def pytest_addoption(parser):
     group.addoption("--stream-seed", type=int, default=1)
     group.addoption("--stream-markets", type=int, default=3, help="markets, one client thread each (at most 6)")
     group.addoption("--stream-users", type=int, default=12)
+    group.addoption("--stream-seconds", type=float, default=None, help="stop sending after this long, then check")
     group.addoption(
         "--stream-kills", type=int, default=None, help="faults injected (default: orders / 2000, at least 4)"
     )
