@@ -251,13 +251,14 @@ def markets_create(count: int) -> list[tuple[Market, tuple]]:
     return out
 
 
-def users_create(count: int, markets) -> tuple[list, dict[int, str]]:
-    from accounts.tests.factories import UserFactory
+def users_create(count: int, markets, seed: int) -> tuple[list, dict[int, str]]:
+    from django.contrib.auth import get_user_model
 
     codes = sorted({code for market, _ in markets for code in market.symbol.split("-")})
     users, keys = [], {}
-    for _ in range(count):
-        user = UserFactory()
+    for n in range(count):
+        # No password: they trade with API tokens, and hashing one costs a second of a busy machine.
+        user = get_user_model().objects.create(username=f"stream{seed}-{n}")
         for code in codes:
             funds_deposit(user=user, asset=asset_get_or_create(code=code), amount=DEPOSIT)
         keys[user.pk] = token_create(user=user)[1]
@@ -286,7 +287,7 @@ def stream_run(
     """
     started = time.monotonic()
     chosen = markets_create(markets)
-    traders, keys = users_create(users, chosen)
+    traders, keys = users_create(users, chosen, seed)
     figures = Figures()
     per_market = orders // markets
     runs = [
