@@ -1,7 +1,7 @@
 """A seeded random stream through the real API, two web processes and the shard, with SIGKILLs and a
 Redis flush, checked against the reference model and the ledger (see stream.py).
 
-Bounded for `make test` (``--stream-orders``, 3,000 by default); `make soak` runs it long.
+Bounded for `make test` (``--stream-orders``, 2,000 by default); `make soak` runs it long.
 """
 
 import json
