@@ -59,6 +59,7 @@ class Figures:
     replayed: int = 0  # a retry after a lost answer got the order back (200)
     cancels: int = 0
     retries: int = 0
+    waited_after_lost_answer: int = 0
     codes: Counter = field(default_factory=Counter)
     refusals: Counter = field(default_factory=Counter)
     kills: Counter = field(default_factory=Counter)
@@ -92,17 +93,36 @@ class MarketRun:
     # --- requests ---------------------------------------------------------------------------
 
     def send(self, user_id: int, method: str, path: str, body: dict | None = None):
-        """The request until it gets an answer: a web process killed mid-request drops the connection."""
+        """The request until it gets an answer: a web process killed mid-request drops the connection.
+
+        Returns (response, lost): ``lost`` when an earlier attempt got no answer, so it may have
+        been committed with its queue push never made (the process died in between).
+        """
         client = self.clients[user_id]
-        for _attempt in range(200):
+        for attempt in range(200):
             try:
                 if method == "POST":
-                    return client.post(path, body)
-                return client.delete(path)
+                    return client.post(path, body), attempt > 0
+                return client.delete(path), attempt > 0
             except TRANSIENT:
                 self.figures.count(retries=1)
                 client.session.close()  # a fresh connection, accepted by a live process
         raise RuntimeError(f"{method} {path}: no answer after 200 attempts")
+
+    def settled(self, order_id: int, *, statuses) -> None:
+        """Wait until the order's status leaves ``statuses``: what a careful client does after a lost answer.
+
+        A request committed by a web process that died before pushing it onto the queue reaches
+        the engine only through the shard's sweep, seconds later; orders sent meanwhile would be
+        matched before it. Waiting keeps the engine's order the order of acceptance.
+        """
+        deadline = time.monotonic() + 300
+        while Order.objects.filter(pk=order_id, status__in=statuses).exists():
+            if time.monotonic() > deadline:
+                self.figures.failures.append(f"order {order_id}: still {statuses} 300 s after a lost answer")
+                return
+            time.sleep(0.05)
+        self.figures.count(waited_after_lost_answer=1)
 
     def order_body(self) -> dict:
         rng, market = self.rng, self.market
@@ -140,7 +160,7 @@ class MarketRun:
     def place(self) -> None:
         user = self.rng.choice(self.users)
         body = {**self.order_body(), "client_order_id": f"{self.prefix}{self.steps}"}
-        answered = self.send(user.pk, "POST", "/orders", body)
+        answered, lost = self.send(user.pk, "POST", "/orders", body)
         self.figures.count(sent=1)
         self.figures.codes[answered.status_code] += 1
         if answered.status_code in (200, 201):
@@ -150,6 +170,8 @@ class MarketRun:
             self.log.append(("n", order["id"]))
             self.open.append((order["id"], user.pk))
             self.figures.count(accepted=1, replayed=int(answered.status_code == 200))
+            if lost:
+                self.settled(order["id"], statuses=("pending",))
         elif answered.status_code < 500 and answered.status_code != 409:
             with self.figures.lock:
                 self.figures.refusals[answered.json()["error"]["code"]] += 1
@@ -158,7 +180,7 @@ class MarketRun:
 
     def cancel(self) -> None:
         order_id, user_id = self.open.pop(self.rng.randrange(len(self.open)))
-        answered = self.send(user_id, "DELETE", f"/orders/{order_id}")
+        answered, lost = self.send(user_id, "DELETE", f"/orders/{order_id}")
         self.figures.codes[answered.status_code] += 1
         if answered.status_code >= 500 or answered.status_code in (404, 409):
             self.figures.failures.append(f"cancel {order_id}: {answered.status_code} {answered.content[:300]!r}")
@@ -168,6 +190,8 @@ class MarketRun:
             self.canceled.add(order_id)
             self.log.append(("c", order_id))
             self.figures.count(cancels=1)
+            if lost:
+                self.settled(order_id, statuses=("pending", "open", "partially_filled"))
 
     def run(self) -> None:
         try:
@@ -326,6 +350,7 @@ def stream_run(
         "refused": dict(figures.refusals),
         "http_codes": dict(sorted(figures.codes.items())),
         "retried_requests": figures.retries,
+        "waited_after_a_lost_answer": figures.waited_after_lost_answer,
         "trades": trades,
         "kills": dict(figures.kills),
         "markets": markets,
