@@ -227,9 +227,14 @@ class Chaos:
         self.plan = [(point, rng.choice(kinds), rng.randrange(100)) for point in points]
         self.shard, self.web, self.redis = shard, web, redis_server
         self.shard_down_until: int | None = None
+        self.shard_down_since = 0.0
 
     def step(self, done: int, figures: Figures) -> None:
-        if self.shard_down_until is not None and done >= self.shard_down_until:
+        # Back after its share of the stream, or after a minute: clients waiting on the engine
+        # after a lost answer send nothing meanwhile, and the count would not move.
+        if self.shard_down_until is not None and (
+            done >= self.shard_down_until or time.monotonic() - self.shard_down_since > 60
+        ):
             self.shard.start()
             self.shard_down_until = None
         while self.plan and done >= self.plan[0][0]:
@@ -243,6 +248,7 @@ class Chaos:
                     self.redis.flush()
                 # Down for a while: orders pile up pending and the restart replays them.
                 self.shard_down_until = point + 20 + pick
+                self.shard_down_since = time.monotonic()
             elif kind == "web":
                 alive = self.web.alive()
                 index = alive[pick % len(alive)]
