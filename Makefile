@@ -80,3 +80,10 @@ bench: setup
 
 clean-stamps:
 	rm -rf $(STAMPS)
+
+# The seeded random stream with SIGKILLs and a Redis flush, long, checked against the reference
+# model and the ledger at the end; prints its figures. SOAK_ARGS="--stream-seed 7 --stream-seconds 3600".
+SOAK_ORDERS ?= 200000
+.PHONY: soak
+soak: setup
+	$(PY) -m pytest orders/tests/test_random_stream.py -q -s --stream-orders $(SOAK_ORDERS) --stream-markets 6 --stream-users 40 $(SOAK_ARGS)

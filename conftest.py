@@ -3,8 +3,20 @@
 import pytest
 
 from accounts.tests.factories import UserFactory
-from exchange_site.testing import ShardProcess
+from exchange_site.testing import RedisServer, ShardProcess, WebTier
 from ledger.services import asset_get_or_create, funds_deposit
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("stream", "the seeded random stream (orders/tests/test_random_stream.py)")
+    group.addoption("--stream-orders", type=int, default=2000, help="orders to send (make soak: 200,000)")
+    group.addoption("--stream-seed", type=int, default=1)
+    group.addoption("--stream-markets", type=int, default=3, help="markets, one client thread each (at most 6)")
+    group.addoption("--stream-users", type=int, default=12)
+    group.addoption("--stream-seconds", type=float, default=None, help="stop sending after this long, then check")
+    group.addoption(
+        "--stream-kills", type=int, default=None, help="faults injected (default: orders / 2000, at least 4)"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -82,3 +94,40 @@ def admin_client(client, admin_user):
 
     otp_login(client, admin_user)
     return client
+
+
+@pytest.fixture
+def private_redis():
+    """A redis-server of this test's own, which this process and every process it starts then use.
+
+    For tests that lose Redis for real (flush, kill): the shared Redis serves other runs. Request it
+    before ``shard_worker`` / ``web_tier`` so they start pointed at it.
+    """
+    from channels.layers import channel_layers
+    from django.conf import settings
+    from django.test import override_settings
+
+    from exchange_site import redis as redis_
+
+    server = RedisServer().start()
+    layers = {**settings.CHANNEL_LAYERS}
+    layers["default"] = {**layers["default"], "CONFIG": {**layers["default"]["CONFIG"], "hosts": [server.url]}}
+    override = override_settings(REDIS_URL=server.url, CELERY_BROKER_URL=server.url, CHANNEL_LAYERS=layers)
+    override.enable()
+    redis_.client.cache_clear()
+    channel_layers.backends.clear()
+    try:
+        yield server
+    finally:
+        override.disable()
+        redis_.client.cache_clear()
+        channel_layers.backends.clear()
+        server.stop()
+
+
+@pytest.fixture
+def web_tier(transactional_db):
+    """Two daphne processes serving this run's database on one listening socket (``web_tier.url``)."""
+    tier = WebTier(processes=2).start()
+    yield tier
+    tier.stop()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +28,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     env.update(
         {
             "DATABASE_URL": url,
+            "REDIS_URL": settings.REDIS_URL,
+            "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
             "REDIS_PREFIX": settings.REDIS_PREFIX,
             "DJANGO_SETTINGS_MODULE": "exchange_site.settings",
             "PYTHONUNBUFFERED": "1",
@@ -205,7 +209,178 @@ class TcpProxy:
         self.cut()
         self.listener.close()
 
+    def __enter__(self) -> TcpProxy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def database_url(self) -> str:
         """This run's test database, through the proxy (for ShardProcess(env=...))."""
         db = connection.settings_dict
         return f"mysql://{db['USER']}:{db['PASSWORD']}@127.0.0.1:{self.port}/{db['NAME']}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A private redis-server on a free port, for tests that lose Redis for real (FLUSHALL, kill).
+
+    The shared Redis serves other test runs at the same time: a test must never flush it.
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+        self.directory = tempfile.mkdtemp(prefix="test-redis-")
+
+    def start(self, timeout: float = 20) -> RedisServer:
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            + ["--dir", self.directory, "--protected-mode", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def flush(self) -> None:
+        """Every key gone: queues, depth, presence counters, the channel layer's groups."""
+        import redis
+
+        redis.Redis.from_url(self.url).flushall()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class WebTier:
+    """Several daphne processes accepting on ONE listening socket, as the web role runs in production.
+
+    The test creates the socket and passes its descriptor to each process (``daphne --fd N``); the
+    kernel hands each new connection to one of them. A process killed and started again keeps the
+    same address, since the socket stays open in this process meanwhile.
+    """
+
+    def __init__(self, processes: int = 2, **env: str):
+        self.count = processes
+        self.env = env
+        self.sock: socket.socket | None = None
+        self.processes: list[subprocess.Popen | None] = [None] * processes
+        self.url = ""
+
+    def start(self) -> WebTier:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.sock.set_inheritable(True)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        for index in range(self.count):
+            self.spawn(index)
+        return self
+
+    def log_path(self, index: int) -> Path:
+        return BASE_DIR / "artifacts" / f"web{index}-{settings.REDIS_PREFIX}.log"
+
+    def spawn(self, index: int, timeout: float = 60) -> None:
+        """Start process ``index`` and wait until it accepts on the shared socket."""
+        fd = self.sock.fileno()
+        path = self.log_path(index)
+        path.parent.mkdir(exist_ok=True)
+        start = path.stat().st_size if path.exists() else 0
+        log = open(path, "ab")  # noqa: SIM115 - the process owns it
+        env = subprocess_env(ALLOWED_HOSTS="127.0.0.1,localhost,testserver", CSRF_TRUSTED_ORIGINS=self.url, **self.env)
+        self.processes[index] = process = subprocess.Popen(
+            [str(Path(PYTHON).with_name("daphne")), "--fd", str(fd), "exchange_site.asgi:application"],
+            pass_fds=(fd,),
+            env=env,
+            cwd=BASE_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with open(path, "rb") as handle:
+                handle.seek(start)
+                if b"Listening on TCP address" in handle.read():
+                    return
+            if process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"web process {index} did not start; see {path}")
+
+    def alive(self) -> list[int]:
+        return [i for i, process in enumerate(self.processes) if process is not None and process.poll() is None]
+
+    def kill(self, index: int) -> None:
+        """SIGKILL: requests in flight on that process get a reset connection, nothing else."""
+        process = self.processes[index]
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+
+    def restart(self, index: int) -> None:
+        self.kill(index)
+        self.spawn(index)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            if process is not None:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        if self.sock is not None:
+            self.sock.close()
+
+
+class HttpClient:
+    """One HTTP connection of one API client (requests keeps it alive), for tests against real servers."""
+
+    def __init__(self, base_url: str, key: str | None = None):
+        import requests
+
+        self.base_url = base_url.rstrip("/") + "/api/v1"
+        self.session = requests.Session()
+        if key:
+            self.session.headers["Authorization"] = f"Token {key}"
+
+    def request(self, method: str, path: str, **kwargs):
+        return self.session.request(method, self.base_url + path, timeout=60, **kwargs)
+
+    def post(self, path: str, body: dict):
+        return self.request("POST", path, json=body)
+
+    def get(self, path: str, **params):
+        return self.request("GET", path, params=params)
+
+    def delete(self, path: str):
+        return self.request("DELETE", path)
+
+    def close(self) -> None:
+        self.session.close()

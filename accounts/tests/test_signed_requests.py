@@ -186,7 +186,6 @@ def test_an_operator_revokes_keys_and_tokens_in_the_admin_and_it_is_audited(clie
 
     from accounts.models import ApiToken
     from accounts.services import token_create
-
     from funding.tests.factories import otp_login
 
     operator = get_user_model().objects.create_superuser("ops", "ops@example.com", "ops-pass-123")

@@ -1,4 +1,3 @@
-import socket
 import subprocess
 import time
 import urllib.request
@@ -6,14 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from exchange_site.testing import BASE_DIR, PYTHON, subprocess_env
+from exchange_site.testing import BASE_DIR, PYTHON, free_port, subprocess_env
 from marketdata.tests.conftest import browser_page, live_server_url  # noqa: F401 - shared fixtures
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Daphne:

@@ -7,7 +7,6 @@ error format within about a second, never a 500 or a hang, and what it accepted 
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,18 +20,11 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.services import token_create
-from exchange_site.faults import TcpProxy
-from exchange_site.testing import BASE_DIR, PYTHON, ShardProcess, subprocess_env
+from exchange_site.testing import BASE_DIR, PYTHON, ShardProcess, TcpProxy, free_port, subprocess_env
 from orders.models import Order
 from orders.tests.factories import MarketFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Web:

@@ -24,7 +24,7 @@ from django.db.models import Q, Sum
 
 from accounts.services import token_create
 from exchange_site import redis as redis_
-from exchange_site.testing import BASE_DIR, PYTHON, subprocess_env
+from exchange_site.testing import BASE_DIR, PYTHON, free_port, subprocess_env
 from ledger.models import Transfer
 from orders.models import Order, Trade
 from orders.selectors import exchange_problems
@@ -33,14 +33,6 @@ from orders.tests.factories import MarketFactory
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 KILLS = 5
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Stack:

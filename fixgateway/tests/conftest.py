@@ -5,13 +5,7 @@ import time
 import pytest
 from django.conf import settings
 
-from exchange_site.testing import BASE_DIR, PYTHON, subprocess_env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from exchange_site.testing import BASE_DIR, PYTHON, free_port, subprocess_env
 
 
 class FixProcess:

@@ -1,4 +1,3 @@
-import socket
 import subprocess
 import time
 import urllib.request
@@ -6,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from exchange_site.testing import BASE_DIR, PYTHON, subprocess_env
+from exchange_site.testing import BASE_DIR, PYTHON, free_port, subprocess_env
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -17,12 +16,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

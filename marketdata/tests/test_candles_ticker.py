@@ -1,6 +1,7 @@
 """Candles and the 24-hour ticker equal a direct computation from the trades."""
 
 import random
+import types
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +20,12 @@ INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "4h": 14400, "1d": 864
 
 
 @pytest.fixture
-def trades(db):
+def trades(db, monkeypatch):
+    """200 trades over the last 30 hours; the API reads the clock at the same moment as the test.
+
+    Otherwise a minute (or hour, or day) boundary passing between the two moves the API's window
+    one candle on, and the expected and returned candles differ for no fault of the code.
+    """
     market = MarketFactory()
     maker, taker = UserFactory(), UserFactory()
 
@@ -39,6 +45,7 @@ def trades(db):
     buy, sell = order(maker, "buy"), order(taker, "sell")
     rng = random.Random(11)
     now = timezone.now()
+    monkeypatch.setattr("marketdata.selectors.timezone", types.SimpleNamespace(now=lambda: now))
     rows = []
     for _sequence in range(1, 201):
         # Spread over the last 30 hours so the 24-hour window and several candles of each size are exercised.

@@ -40,11 +40,33 @@ async def send(communicator, op, *channels):
     await communicator.send_json_to({"op": op, "channels": list(channels)})
 
 
-async def receive_all(communicator, *, quiet: float = 0.4) -> list[dict]:
+async def receive_until(communicator, done, *, timeout: float = 30) -> list[dict]:
+    """Every message up to the one after which ``done(messages)`` holds: waits on that event, never on a pause."""
     messages = []
-    while not await communicator.receive_nothing(timeout=quiet, interval=0.02):
-        messages.append(json.loads(await communicator.receive_from()))
+    while not messages or not done(messages):
+        messages.append(json.loads(await communicator.receive_from(timeout=timeout)))
     return messages
+
+
+def answered(kind: str):
+    """Done at the server's answer to our last op: "subscribed", "unsubscribed" or "error"."""
+    return lambda messages: messages[-1].get("type") == kind and messages[-1].get("channel") is None
+
+
+def on(channel: str):
+    return lambda messages: messages[-1].get("channel") == channel
+
+
+async def before_marker(communicator, channel: str = "trades:BTC-USD") -> list[dict]:
+    """Every message up to a marker batch published on ``channel`` after the batches under test.
+
+    The layer delivers to one consumer in publishing order, so what the batches before the marker
+    sent has arrived when the marker does: whatever is not in the list was not sent.
+    """
+    await publish(trades={channel.split(":")[1]: [{"id": 0, "marker": True}]})
+    messages = await receive_until(communicator, on(channel))
+    assert messages[-1]["data"] == [{"id": 0, "marker": True}]
+    return messages[:-1]
 
 
 def publish(**batch):
@@ -90,15 +112,15 @@ def test_a_lost_depth_message_is_healed_with_a_fresh_snapshot():
     async def scenario():
         ws = await connect()
         await send(ws, "subscribe", "depth:BTC-USD")
-        (snapshot, ack) = await receive_all(ws)
+        (snapshot, ack) = await receive_until(ws, answered("subscribed"))
         await publish(depth_changes={"BTC-USD": {"bids": [("99", "2")], "asks": []}})
-        (update,) = await receive_all(ws)
+        (update,) = await receive_until(ws, on("depth:BTC-USD"))
         # A batch whose message never arrived: the stored book moved on without us.
         bids_key, _, seq_key = depth_keys("BTC-USD")
         redis_.client().hset(bids_key, "98", "3")
         redis_.client().incr(seq_key)
         await publish(depth_changes={"BTC-USD": {"bids": [], "asks": [("102", "5")]}})
-        (healed,) = await receive_all(ws)
+        (healed,) = await receive_until(ws, on("depth:BTC-USD"))
         await ws.disconnect()
         return snapshot, ack, update, healed
 
@@ -121,10 +143,18 @@ def test_live_trades_candles_and_ticker_end_equal_to_rest():
     async def scenario():
         ws = await connect()
         await send(ws, "subscribe", "trades:BTC-USD", "candles:BTC-USD:1m", "candles:BTC-USD:1h", "ticker:BTC-USD")
-        before = await receive_all(ws)
+        before = await receive_until(ws, answered("subscribed"))
         new = await sync_to_async(lambda: [trades.add("103", "0.5"), trades.add("107", "0.25", taker_side="buy")])()
         await publish(trades={"BTC-USD": [trade_public_data(t) for t in new]})
-        after = await receive_all(ws, quiet=1.5)  # the ticker follows within a second
+
+        def everything_arrived(messages):  # the trades, both candles, and the ticker (within a second)
+            seen = {m.get("channel") for m in messages if m.get("type") == "update"}
+            last_ticker = [m["data"]["last"] for m in messages if m.get("channel") == "ticker:BTC-USD"]
+            return {"trades:BTC-USD", "candles:BTC-USD:1m", "candles:BTC-USD:1h"} <= seen and last_ticker[-1:] == [
+                "107"
+            ]
+
+        after = await receive_until(ws, everything_arrived)
         await ws.disconnect()
         return before, after, new
 
@@ -153,6 +183,7 @@ def test_live_trades_candles_and_ticker_end_equal_to_rest():
 
 
 def test_private_channels_use_the_connection_user_only():
+    MarketFactory()
     alice, bob = UserFactory(), UserFactory()
     _, alice_key = token_create(user=alice)
     browser = Client()
@@ -165,9 +196,13 @@ def test_private_channels_use_the_connection_user_only():
         by_bad_token = await connect("/ws/stream?token=not-a-key")
         for ws in (by_token, by_session, by_bad_token):
             await send(ws, "subscribe", "orders", "fills")
-        acks = [await receive_all(ws) for ws in (by_token, by_session, by_bad_token)]
+        acks = [await receive_until(ws, answered("subscribed")) for ws in (by_token, by_session, by_bad_token)]
+        for ws in (by_token, by_session, by_bad_token):  # the public channel of the marker batch
+            await send(ws, "subscribe", "trades:BTC-USD")
+            await receive_until(ws, answered("subscribed"))
         await publish(orders={alice.pk: [{"id": 1}], bob.pk: [{"id": 2}]}, fills={bob.pk: [{"id": 9}]})
-        got = [await receive_all(ws) for ws in (by_token, by_session, by_bad_token)]
+        await publish(trades={"BTC-USD": [{"id": 0, "marker": True}]})
+        got = [(await receive_until(ws, on("trades:BTC-USD")))[:-1] for ws in (by_token, by_session, by_bad_token)]
         for ws in (by_token, by_session, by_bad_token):
             await ws.disconnect()
         return acks, got
@@ -185,17 +220,20 @@ def test_private_channels_use_the_connection_user_only():
 
 def test_bad_subscriptions_are_refused_and_unsubscribe_stops_messages():
     MarketFactory()
+    MarketFactory(symbol="ETH-USD")
 
     async def scenario():
         ws = await connect()
         await send(ws, "subscribe", "depth:NOPE-USD", "candles:BTC-USD:7m", "weather:BTC-USD", "trades:BTC-USD")
-        refused = await receive_all(ws)
+        refused = await receive_until(ws, answered("subscribed"))
         await send(ws, "unsubscribe", "trades:BTC-USD")
-        left = await receive_all(ws)
+        left = await receive_until(ws, answered("unsubscribed"))
+        await send(ws, "subscribe", "trades:ETH-USD")  # the channel of the marker batch
+        await receive_until(ws, answered("subscribed"))
         await publish(trades={"BTC-USD": [{"id": 1, "price": "1", "quantity": "1"}]})
-        after = await receive_all(ws)
+        after = await before_marker(ws, "trades:ETH-USD")
         await ws.send_to(text_data="not json at all")
-        garbage = await receive_all(ws)
+        garbage = await receive_until(ws, answered("error"))
         await ws.disconnect()
         return refused, left, after, garbage
 
@@ -224,17 +262,17 @@ def test_a_user_counts_as_streaming_while_any_of_their_private_streams_is_open()
         seen = []
         tab, other_tab = await connect(f"/ws/stream?token={alice_key}"), await connect(f"/ws/stream?token={alice_key}")
         await send(tab, "subscribe", "depth:NOPE")  # public only: not counted
-        await receive_all(tab)
+        await receive_until(tab, answered("subscribed"))
         seen.append(await streaming())
         for ws in (tab, other_tab):
             await send(ws, "subscribe", "orders", "balances")
-            await receive_all(ws)
+            await receive_until(ws, answered("subscribed"))
         seen.append(await streaming())
         await send(tab, "unsubscribe", "orders")  # still on balances: still counted
-        await receive_all(tab)
+        await receive_until(tab, answered("unsubscribed"))
         seen.append(await streaming())
         await send(tab, "unsubscribe", "balances")
-        await receive_all(tab)
+        await receive_until(tab, answered("unsubscribed"))
         seen.append(await streaming())
         await other_tab.disconnect()
         seen.append(await streaming())

@@ -23,15 +23,15 @@ def listen(*groups: str) -> str:
 
 
 def drain(channel: str) -> list[dict]:
+    """Every message sent to the channel so far: a marker sent now comes after them (one list, in order)."""
     layer = get_channel_layer()
 
     async def take():
+        await layer.send(channel, {"type": "test.marker"})
         out = []
-        while True:
-            try:
-                out.append(await asyncio.wait_for(layer.receive(channel), timeout=0.3))
-            except TimeoutError:
-                return out
+        while (message := await asyncio.wait_for(layer.receive(channel), timeout=30))["type"] != "test.marker":
+            out.append(message)
+        return out
 
     return async_to_sync(take)()
 

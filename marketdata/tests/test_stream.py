@@ -25,12 +25,16 @@ def api(user) -> APIClient:
     return client
 
 
-async def receive_all(communicator, *, quiet: float = 1.0) -> list[dict]:
-    """Every message until the stream has been quiet for ``quiet`` seconds."""
+async def receive_until(communicator, done, *, timeout: float = 60) -> list[dict]:
+    """Every message up to the one after which ``done(messages)`` holds: waits on that event, never on a pause."""
     messages = []
-    while not await communicator.receive_nothing(timeout=quiet, interval=0.02):
-        messages.append(json.loads(await communicator.receive_from()))
+    while not messages or not done(messages):
+        messages.append(json.loads(await communicator.receive_from(timeout=timeout)))
     return messages
+
+
+def subscribed(messages) -> bool:
+    return messages[-1].get("type") == "subscribed"
 
 
 def apply(book: dict[str, dict[Decimal, Decimal]], message: dict) -> None:
@@ -68,15 +72,25 @@ def test_depth_snapshot_plus_changes_equals_rest_depth_without_gaps(shard_worker
         for trader, order_id in ids[::7]:
             clients[trader].delete(f"/api/v1/orders/{order_id}")
         shard_worker.wait_idle()
+        # The marker: a bid at a price of its own, after every other order. Its depth update is the
+        # last one the shard publishes; when it arrives, every update before it has arrived.
+        response = clients[0].post(
+            "/api/v1/orders", {"symbol": "BTC-USD", "side": "buy", "price": "50", "quantity": "0.1"}, format="json"
+        )
+        assert response.status_code == 201, response.content
+        shard_worker.wait_idle()
+
+    def marker_seen(messages) -> bool:
+        return any(price == "50" for price, _ in messages[-1].get("bids", ()))
 
     async def scenario():
         communicator = WebsocketCommunicator(application, "/ws/stream", headers=ORIGIN)
         connected, _ = await communicator.connect()
         assert connected
         await communicator.send_json_to({"op": "subscribe", "channels": ["depth:BTC-USD"]})
-        first = await receive_all(communicator, quiet=0.5)
+        first = await receive_until(communicator, subscribed)
         await sync_to_async(burst, thread_sensitive=False)()
-        rest = await receive_all(communicator, quiet=1.5)
+        rest = await receive_until(communicator, marker_seen)
         await communicator.disconnect()
         return first + rest
 
@@ -104,7 +118,7 @@ def test_private_channels_without_auth_are_refused(db):
         communicator = WebsocketCommunicator(application, "/ws/stream", headers=ORIGIN)
         await communicator.connect()
         await communicator.send_json_to({"op": "subscribe", "channels": ["orders", "fills", "balances"]})
-        messages = await receive_all(communicator, quiet=0.5)
+        messages = await receive_until(communicator, subscribed)
         await communicator.disconnect()
         return messages
 
@@ -133,9 +147,17 @@ def test_private_channels_carry_only_the_token_owners_fills(shard_worker, funded
         communicator = WebsocketCommunicator(application, f"/ws/stream?token={key}", headers=ORIGIN)
         await communicator.connect()
         await communicator.send_json_to({"op": "subscribe", "channels": ["fills", "balances"]})
-        await receive_all(communicator, quiet=0.5)
+        await receive_until(communicator, subscribed)
         await sync_to_async(trade, thread_sensitive=False)()
-        messages = await receive_all(communicator, quiet=1.5)
+
+        def bought(messages) -> bool:  # the batch of the trade: its fills, then the balances after it
+            last = messages[-1]
+            return (
+                last.get("channel") == "balances"
+                and {"asset": "BTC", "available": "0.499", "locked": "0"} in last["data"]
+            )
+
+        messages = await receive_until(communicator, bought)
         await communicator.disconnect()
         return messages
 

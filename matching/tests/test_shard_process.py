@@ -7,7 +7,6 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from accounts.services import token_create
-from exchange_site import redis as redis_
 from ledger.models import Transfer
 from ledger.selectors import balances_for_user
 from matching.engine import OrderBook
@@ -121,7 +120,10 @@ def outcome(market):
 
 
 @pytest.mark.parametrize("lose_redis", [False, True], ids=["sigkill", "sigkill-and-redis-flushed"])
-def test_sigkill_while_settling_loses_nothing_and_duplicates_nothing(shard_worker, market, funded, lose_redis):
+def test_sigkill_while_settling_loses_nothing_and_duplicates_nothing(request, market, funded, lose_redis):
+    # Losing Redis is a real FLUSHALL, so on a redis-server of this test's own, never the shared one.
+    redis_server = request.getfixturevalue("private_redis") if lose_redis else None
+    shard_worker = request.getfixturevalue("shard_worker")
     traders = [funded(USD="100000", BTC="100") for _ in range(3)]
     clients = {trader.pk: api(trader) for trader in traders}
     steps = scripted_orders(traders)
@@ -130,8 +132,8 @@ def test_sigkill_while_settling_loses_nothing_and_duplicates_nothing(shard_worke
         if n in (30, 75):
             shard_worker.kill()
         if n in (45, 95):
-            if lose_redis:  # everything queued while the worker was down is gone
-                redis_.client().delete(redis_.key("shard", 0, "commands"))
+            if lose_redis:  # everything queued while the worker was down is gone, and every other key
+                redis_server.flush()
             shard_worker.start()
 
     run_script(steps, clients, on_step=crash)

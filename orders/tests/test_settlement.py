@@ -1,11 +1,21 @@
-"""The shard worker's batch settlement, driven in-process: exact balances, fees, releases, states."""
+"""The shard worker's batch settlement, driven in-process: exact balances, fees, releases, states.
 
+The worker runs as in production (ShardWorker(pipelined=True), as matching/celery_step.py starts
+it): batches are matched on the test's thread, committed by the committer thread and published by
+the publisher thread, with every trader counted as streaming so their order, fill and balance
+events are rendered and sent too. ``drain`` waits on the committer's and publisher's queues (the
+events themselves), never on a pause.
+"""
+
+import logging
+import sys
 from decimal import Decimal
 
 import pytest
 
 from ledger.selectors import balances_for_user
-from matching.worker import ShardWorker
+from marketdata import presence
+from matching.worker import GIL_SWITCH_SECONDS, ShardWorker
 from orders.models import Order, Trade
 from orders.selectors import fills_for_user
 from orders.services import order_cancel, order_place
@@ -23,16 +33,31 @@ def market(db):
 
 
 @pytest.fixture
-def worker(market):
-    shard = ShardWorker(0, publish_events=False)
+def worker(market, caplog):
+    """Shard 0 with its committer and publisher threads, as ShardWorker.run starts them."""
+    switch_interval = sys.getswitchinterval()
+    shard = ShardWorker(0, pipelined=True)
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
+    shard.committer.start()
+    shard.publisher.start()
     shard.start()
     yield shard
+    shard.committer.close()
+    shard.publisher.close()
     shard.release_lock()
+    sys.setswitchinterval(switch_interval)
+    # The committer and publisher threads log and carry on after a failure: a failure is a failed test.
+    failures = [r.getMessage() for r in caplog.records if r.name == "matching.shard" and r.levelno >= logging.ERROR]
+    assert failures == []
 
 
 def drain(worker):
+    """Every queued command matched, committed and published."""
     while worker.step(timeout=0):
         pass
+    worker.committer.queue.join()
+    assert not worker.committer.failed.is_set(), "a batch failed to commit"
+    worker.publisher.queue.join()
 
 
 def bal(user):
@@ -40,6 +65,8 @@ def bal(user):
 
 
 def place(user, **kwargs):
+    # Counted as streaming, so the worker renders and publishes this trader's private events too.
+    presence.stream_opened(user_id=user.pk)
     order, _ = order_place(user=user, symbol="BTC-USD", **kwargs)
     return order
 
