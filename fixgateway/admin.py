@@ -1,18 +1,13 @@
 from django.contrib import admin
 from django.utils.html import format_html
 
+from exchange_site.admin import ReadOnlyAdminMixin
+
 from .models import FixMessage, FixSession
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 @admin.register(FixSession)

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
 
+from exchange_site.admin import ReadOnlyAdminMixin
 from exchange_site.errors import RuleViolation
 
 from .models import FundingRequest
@@ -18,7 +19,7 @@ class RejectForm(forms.Form):
 
 
 @admin.register(FundingRequest)
-class FundingRequestAdmin(admin.ModelAdmin):
+class FundingRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Deposits and withdrawals; operators decide them with the actions (each decision is audited)."""
 
     list_display = (
@@ -41,15 +42,6 @@ class FundingRequestAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in FundingRequest._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_decide_permission(self, request):
         return request.user.has_perm(DECIDE_PERMISSION)

@@ -1,19 +1,8 @@
 from django.contrib import admin
 
+from exchange_site.admin import ReadOnlyAdminMixin
+
 from .models import Asset, LedgerAccount, Transfer
-
-
-class ReadOnlyAdminMixin:
-    """Money rows are changed only by services: the admin shows them and nothing more."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Asset)

@@ -3,8 +3,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
+from exchange_site.admin import ReadOnlyAdminMixin
 from exchange_site.errors import RuleViolation
-from ledger.admin import ReadOnlyAdminMixin
 
 from .models import Market, Order, OrderEvent, Trade
 from .services import market_create, market_fields_clean, market_halt, market_resume, market_update
