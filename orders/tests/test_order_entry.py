@@ -237,7 +237,7 @@ def test_a_halt_through_the_service_refuses_at_once_after_orders_were_taken(trad
     assert client.post("/api/v1/orders", limit(), format="json").status_code == 201
     market_set_status(market=market, status=Market.Status.HALTED)
     response = client.post("/api/v1/orders", limit(), format="json")
-    assert response.status_code == 400 and response.json()["error"]["code"] == "market_halted"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "market_halted"
     market_set_status(market=market, status=Market.Status.OPEN)
     assert client.post("/api/v1/orders", limit(), format="json").status_code == 201
 
