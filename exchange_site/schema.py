@@ -126,7 +126,40 @@ def postprocess(result, generator, request, public):
                     "schema": {"type": "integer", "minimum": 1},
                     "required": True,
                 }
+    result.setdefault("paths", {}).update(STREAM_PATHS)
     return result
+
+
+# Endpoints that are not DRF views (a stream, not a JSON body), so the generator cannot see them.
+STREAM_PATHS = {
+    "/api/v1/markets/{symbol}/depth/stream": {
+        "get": {
+            "operationId": "markets_depth_stream",
+            "summary": "Depth as server-sent events",
+            "description": (
+                "A `snapshot` event (the depth object), then `update` events of changed levels "
+                '(`"0"` removes a level); every event\'s `id:` is the depth `sequence`. Reconnecting with '
+                "`Last-Event-ID` gives a fresh snapshot when anything was missed. Public."
+            ),
+            "tags": ["markets"],
+            "security": [{}],
+            "parameters": [
+                {"name": "symbol", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "Last-Event-ID", "in": "header", "required": False, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "The event stream.",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                "404": {
+                    "description": "Unknown market.",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
+        }
+    }
+}
 
 
 class TokenScheme(OpenApiAuthenticationExtension):

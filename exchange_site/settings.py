@@ -10,7 +10,11 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# A local machine's .env (make writes one with DEBUG=1); ENV_FILE names another, or "" for none, as a
+# deployment that sets its whole environment itself.
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    environ.Env.read_env(ENV_FILE, overwrite=False)
 
 # A test run, and every process it starts (they inherit this environment), runs as a local machine
 # does: DEBUG on and a key that is not secret. pytest sets PYTEST_VERSION before it imports settings.

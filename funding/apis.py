@@ -1,3 +1,4 @@
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -53,6 +54,9 @@ class DepositListCreateApi(APIView):
         amount = AmountField(max_length=60)
         client_request_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
 
+    @extend_schema(
+        operation_id="deposits_list", parameters=[FilterSerializer], responses=FundingRequestOutputSerializer(many=True)
+    )
     def get(self, request):
         query = FilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -60,6 +64,12 @@ class DepositListCreateApi(APIView):
         rows, next_cursor = funding_requests_for_user(user=request.user, kind=Kind.DEPOSIT, **query.validated_data)
         return paged(FundingRequestOutputSerializer(rows, many=True).data, next_cursor)
 
+    @extend_schema(
+        responses={
+            201: FundingRequestOutputSerializer,
+            200: OpenApiResponse(FundingRequestOutputSerializer, "client_request_id seen before."),
+        }
+    )
     def post(self, request):
         payload = self.InputSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
@@ -79,6 +89,9 @@ class WithdrawalListCreateApi(APIView):
         destination = serializers.CharField(max_length=200)
         client_request_id = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=64)
 
+    @extend_schema(
+        operation_id="withdrawals_list", parameters=[FilterSerializer], responses=WithdrawalOutputSerializer(many=True)
+    )
     def get(self, request):
         query = FilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -86,6 +99,12 @@ class WithdrawalListCreateApi(APIView):
         rows, next_cursor = funding_requests_for_user(user=request.user, kind=Kind.WITHDRAWAL, **query.validated_data)
         return paged(WithdrawalOutputSerializer(rows, many=True).data, next_cursor)
 
+    @extend_schema(
+        responses={
+            201: WithdrawalOutputSerializer,
+            200: OpenApiResponse(WithdrawalOutputSerializer, "client_request_id seen before."),
+        }
+    )
     def post(self, request):
         payload = self.InputSerializer(data=_body(request))
         payload.is_valid(raise_exception=True)
@@ -99,16 +118,19 @@ class WithdrawalListCreateApi(APIView):
 class WithdrawalDetailApi(APIView):
     """One withdrawal; ``DELETE`` cancels it while pending (the hold is released), ``200`` with it."""
 
+    @extend_schema(responses=WithdrawalOutputSerializer)
     def get(self, request, withdrawal_id: int):
         withdrawal = funding_request_for_user(user=request.user, kind=Kind.WITHDRAWAL, request_id=withdrawal_id)
         return Response(WithdrawalOutputSerializer(withdrawal).data)
 
+    @extend_schema(responses={200: WithdrawalOutputSerializer})
     def delete(self, request, withdrawal_id: int):
         withdrawal = withdrawal_cancel(user=request.user, request_id=withdrawal_id)
         return Response(WithdrawalOutputSerializer(withdrawal).data)
 
 
 class DepositDetailApi(APIView):
+    @extend_schema(responses=FundingRequestOutputSerializer)
     def get(self, request, deposit_id: int):
         deposit = funding_request_for_user(user=request.user, kind=Kind.DEPOSIT, request_id=deposit_id)
         return Response(FundingRequestOutputSerializer(deposit).data)

@@ -10,7 +10,14 @@ from exchange_site.errors import RuleViolation, error_body
 from exchange_site.schema import ErrorDetailSerializer
 
 from .models import Order
-from .schema import FillSerializer, OrderSerializer, OrderWithFillsSerializer
+from .schema import (
+    CancelAllFilterSerializer,
+    FillSerializer,
+    OrderEventSerializer,
+    OrdersCanceledSerializer,
+    OrderSerializer,
+    OrderWithFillsSerializer,
+)
 from .selectors import fills_for_user, order_events_for_user, order_for_client_id, order_for_user, orders_for_user
 from .serializers import order_data
 from .services import order_cancel, order_cancel_by_client_id, orders_cancel_all, orders_place
@@ -66,12 +73,6 @@ class OrderListCreateApi(APIView):
     class FilterSerializer(PageInputSerializer):
         status = serializers.ChoiceField(choices=["open", "closed", "all"], default="all")
 
-    class CancelAllInputSerializer(serializers.Serializer):
-        symbol = serializers.CharField(required=False, max_length=32)
-
-    class CancelAllOutputSerializer(serializers.Serializer):
-        canceled = serializers.IntegerField()
-
     @extend_schema(responses={200: OrderSerializer(many=True)})
     def get(self, request):
         query = self.FilterSerializer(data=request.query_params)
@@ -90,9 +91,13 @@ class OrderListCreateApi(APIView):
             raise result.error
         return Response(order_data(result.order), status=result.status)
 
-    @extend_schema(parameters=[CancelAllInputSerializer], responses={202: CancelAllOutputSerializer})
+    @extend_schema(
+        operation_id="orders_cancel_all",
+        parameters=[CancelAllFilterSerializer],
+        responses={202: OrdersCanceledSerializer},
+    )
     def delete(self, request):
-        query = self.CancelAllInputSerializer(data=request.query_params)
+        query = CancelAllFilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         canceled = orders_cancel_all(user=request.user, symbol=query.validated_data.get("symbol"))
         return Response({"canceled": canceled}, status=status.HTTP_202_ACCEPTED)
@@ -163,5 +168,6 @@ class FillListApi(APIView):
 class OrderEventListApi(APIView):
     """The order's lifecycle journal, oldest first: every state change the order went through."""
 
+    @extend_schema(responses=OrderEventSerializer(many=True))
     def get(self, request, order_id: int):
         return Response(order_events_for_user(user=request.user, order_id=order_id))

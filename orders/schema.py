@@ -4,13 +4,14 @@ dicts have exactly these fields."""
 
 from rest_framework import serializers
 
-from .models import Order
+from .models import Order, OrderEvent
 
 DECIMAL = r"^-?\d+(\.\d+)?$"
 
 
 def amount(**kwargs):
-    return serializers.RegexField(DECIMAL, help_text="A decimal as a string.", **kwargs)
+    kwargs.setdefault("help_text", "A decimal as a string.")
+    return serializers.RegexField(DECIMAL, **kwargs)
 
 
 class FillSerializer(serializers.Serializer):
@@ -51,3 +52,22 @@ class OrderSerializer(serializers.Serializer):
 
 class OrderWithFillsSerializer(OrderSerializer):
     fills = FillSerializer(many=True)
+
+
+class OrderEventSerializer(serializers.Serializer):
+    sequence = serializers.IntegerField(help_text="1, 2, ... in the order's own history.")
+    type = serializers.ChoiceField(choices=OrderEvent.Type.values)
+    at = serializers.DateTimeField()
+    filled_quantity = amount()
+    remaining_quantity = amount(allow_null=True)
+    price = amount(allow_null=True, help_text="A fill's price on fill events; the order's own on accepted.")
+    quantity = amount(allow_null=True, help_text="A fill's quantity on fill events; the order's own on accepted.")
+    reason = serializers.CharField(allow_null=True)
+
+
+class OrdersCanceledSerializer(serializers.Serializer):
+    canceled = serializers.IntegerField(help_text="Open orders newly asked to cancel.")
+
+
+class CancelAllFilterSerializer(serializers.Serializer):
+    symbol = serializers.CharField(required=False, max_length=32, help_text="One market; all markets without it.")

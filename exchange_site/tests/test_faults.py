@@ -148,17 +148,19 @@ def test_redis_down_answers_503_fast_and_accepted_orders_trade_when_it_is_back(s
     status, body, seconds = web.call("POST", "/api/v1/orders", market_buy, token=buyer_token)
     assert status == 503 and body["error"]["code"] == "service_unavailable", body
     assert seconds < 1.5
-    # A limit order is recorded in MariaDB (the record) with its funds held: accepted, and queued by
-    # the shard's sweep of the database instead of the Redis queue it could not reach.
+    # A limit order too: the door cannot see that a shard is alive nor queue it, so it says so at once.
     limit_buy = {"symbol": "BTC-USD", "side": "buy", "price": "100", "quantity": "0.5"}
-    status, buy, seconds = web.call("POST", "/api/v1/orders", limit_buy, token=buyer_token)
-    assert status == 201 and seconds < 1.5, buy
+    status, body, seconds = web.call("POST", "/api/v1/orders", limit_buy, token=buyer_token)
+    assert status == 503 and body["error"]["code"] == "service_unavailable" and seconds < 1.5, body
+    assert Order.objects.filter(user=buyer).count() == 0  # the refused orders left nothing behind
 
     redis.restore()
+    # The order accepted before the outage is still there and trades once Redis is back.
+    wait_for(lambda: web.call("GET", "/healthz")[0] == 200)
+    status, buy, _ = web.call("POST", "/api/v1/orders", limit_buy, token=buyer_token)
+    assert status == 201, buy
     wait_for(lambda: order_status(buy["id"]) == "filled")
     assert order_status(sell["id"]) == "filled"
-    assert web.call("GET", "/healthz")[0] == 200
-    assert Order.objects.filter(user=buyer).count() == 1  # the refused market order left nothing behind
 
 
 def test_mariadb_down_answers_503_in_the_error_format_and_healthz_says_so(stack, proxies, funded):

@@ -16,7 +16,8 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [PYTHON, "manage.py", *args],
         cwd=BASE_DIR,
-        env={**base, **env},
+        # ENV_FILE="": no local .env either (make writes one with DEBUG=1 for local use).
+        env={**base, "ENV_FILE": "", **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -68,7 +69,8 @@ def test_static_files_are_served_in_production(tmp_path):
     process = subprocess.Popen(
         [str(Path(PYTHON).with_name("daphne")), "-p", str(port), "exchange_site.asgi:application"],
         cwd=BASE_DIR,
-        env={**base, **env},
+        # ENV_FILE="": no local .env either (make writes one with DEBUG=1 for local use).
+        env={**base, "ENV_FILE": "", **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
