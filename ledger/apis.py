@@ -2,6 +2,7 @@ import csv
 import io
 
 from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
 from rest_framework import renderers, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -56,6 +57,7 @@ class StatementApi(APIView):
         reference = serializers.CharField()
         memo = serializers.CharField(allow_blank=True)
 
+    @extend_schema(responses={200: OutputSerializer(many=True)})
     def get(self, request):
         query = self.FilterSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

@@ -103,18 +103,21 @@ class OrderListCreateApi(APIView):
         return Response({"canceled": canceled}, status=status.HTTP_202_ACCEPTED)
 
 
+class BatchResultSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="201 placed, 200 client_order_id replay, or the error's 4xx.")
+    order = OrderSerializer(required=False)
+    error = ErrorDetailSerializer(required=False)
+
+
+class BatchResultsSerializer(serializers.Serializer):
+    results = BatchResultSerializer(many=True, help_text="One per request, in the same order.")
+
+
 class OrderBatchApi(APIView):
     class InputSerializer(serializers.Serializer):
         orders = OrderRequestSerializer(many=True, min_length=1, max_length=BATCH_MAX)
 
-    class ResultSerializer(serializers.Serializer):
-        status = serializers.IntegerField(help_text="201 placed, 200 client_order_id replay, or the error's 4xx.")
-        order = OrderSerializer(required=False)
-        error = ErrorDetailSerializer(required=False)
-
-    class OutputSerializer(serializers.Serializer):
-        results = serializers.ListField(child=serializers.DictField())
-
+    @extend_schema(responses={200: BatchResultsSerializer})
     def post(self, request):
         orders = request.data.get("orders") if isinstance(request.data, dict) else None
         if not isinstance(orders, list) or not 1 <= len(orders) <= BATCH_MAX:
