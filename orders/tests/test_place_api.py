@@ -3,43 +3,13 @@
 from decimal import Decimal
 
 import pytest
-from rest_framework.test import APIClient
 
-from accounts.services import token_create
-from exchange_site import redis as redis_
 from ledger.models import Transfer
-from ledger.selectors import balances_for_user
-from matching.queue import queue_key
 from orders.models import Market, Order
 
-from .factories import MarketFactory
+from .helpers import api, balance, queued
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def market(db):
-    return MarketFactory()
-
-
-@pytest.fixture
-def trader(funded, market):
-    return funded(USD="1000", BTC="2")
-
-
-def api(user) -> APIClient:
-    client = APIClient()
-    _, key = token_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
-
-
-def queued(shard=0) -> list[bytes]:
-    return redis_.client().lrange(queue_key(shard), 0, -1)
-
-
-def balance(user, asset):
-    return next((row["available"], row["locked"]) for row in balances_for_user(user=user) if row["asset"] == asset)
 
 
 def test_a_limit_buy_holds_price_times_quantity_and_is_queued(trader):
