@@ -19,14 +19,26 @@ else:
 
     django_asgi_app = ServeStaticASGI(django_asgi_app, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)
 
+import re  # noqa: E402
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from exchange_site.fast_lane import FastLane, Route  # noqa: E402
+from marketdata import fast_lane as depth_lane  # noqa: E402
 from marketdata.routing import websocket_urlpatterns  # noqa: E402
 from marketdata.ws_auth import TokenOrSessionAuthMiddleware  # noqa: E402
+from orders import fast_lane as order_lane  # noqa: E402
+
+# What bots send most, answered without Django's request cycle when plain (exchange_site/fast_lane.py).
+FAST_ROUTES = [
+    Route("POST", re.compile(r"/api/v1/orders"), order_lane.place, b"GET, POST, DELETE, HEAD, OPTIONS"),
+    Route("POST", re.compile(r"/api/v1/orders/batch"), order_lane.place_batch, b"POST, OPTIONS"),
+    Route("GET", re.compile(r"/api/v1/markets/(?P<symbol>[^/]+)/depth"), depth_lane.depth, b"GET, HEAD, OPTIONS"),
+]
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": FastLane(django_asgi_app, FAST_ROUTES),
         # The Origin check is inside: a token client without an Origin (not a browser) is let in.
         "websocket": TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }

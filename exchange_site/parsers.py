@@ -60,19 +60,23 @@ def content_length(request) -> int | None:
         return None
 
 
+def json_body_parse(body: bytes, encoding: str = "utf-8"):
+    """A request body's JSON value; ParseError (400) when it is malformed or nested too deeply."""
+    limit = settings.API_MAX_JSON_DEPTH
+    try:
+        # DRF's loads refuses NaN and Infinity, which are not JSON.
+        data = json.loads(codecs.decode(body, encoding))
+    except RecursionError:
+        raise exceptions.ParseError(f"JSON nested deeper than {limit} levels.", code="too_deep") from None
+    except ValueError as exc:
+        raise exceptions.ParseError(f"Malformed JSON: {exc}", code="parse_error") from None
+    if json_depth(data) > limit:
+        raise exceptions.ParseError(f"JSON nested deeper than {limit} levels.", code="too_deep")
+    return data
+
+
 class LimitedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
-        body = read_limited(stream, content_length(parser_context.get("request")))
-        limit = settings.API_MAX_JSON_DEPTH
-        try:
-            # DRF's loads refuses NaN and Infinity, which are not JSON.
-            data = json.loads(codecs.decode(body, encoding))
-        except RecursionError:
-            raise exceptions.ParseError(f"JSON nested deeper than {limit} levels.", code="too_deep") from None
-        except ValueError as exc:
-            raise exceptions.ParseError(f"Malformed JSON: {exc}", code="parse_error") from None
-        if json_depth(data) > limit:
-            raise exceptions.ParseError(f"JSON nested deeper than {limit} levels.", code="too_deep")
-        return data
+        return json_body_parse(read_limited(stream, content_length(parser_context.get("request"))), encoding)

@@ -29,6 +29,33 @@ def rate_parse(rate: str) -> tuple[int, int]:
     return int(count), int(multiple or 1) * _UNIT_SECONDS[unit]
 
 
+def window_allows(scope: str, ident: str | None) -> tuple[bool, float]:
+    """Count one request of ``ident`` in ``scope``'s current window: (allowed, seconds to the next window)."""
+    return windows_allow(scope, [ident])[0]
+
+
+def windows_allow(scope: str, idents: list[str | None]) -> list[tuple[bool, float]]:
+    """``window_allows`` for several requests at once, in one round trip; ``None`` is not counted.
+
+    The one place a limit is counted: DRF's throttles and the API's fast lane (exchange_site/fast_lane.py).
+    """
+    rate = api_settings.DEFAULT_THROTTLE_RATES.get(scope)
+    counted = [ident for ident in idents if ident is not None]
+    if not rate or not counted:
+        return [(True, 0.0)] * len(idents)
+    allowed, period = rate_parse(rate)
+    now = time.time()
+    window = int(now // period)
+    retry_after = (window + 1) * period - now
+    keys = [cache.make_and_validate_key(f"throttle:{scope}:{ident}:{period}:{window}") for ident in counted]
+    pipe = cache._cache.get_client(keys[0], write=True).pipeline(transaction=False)
+    for key in keys:
+        pipe.incr(key)
+        pipe.expire(key, period + 1, nx=True)
+    counts = iter(pipe.execute()[::2])
+    return [(True, 0.0) if ident is None else (next(counts) <= allowed, retry_after) for ident in idents]
+
+
 class WindowThrottle(BaseThrottle):
     """At most N requests per client in each fixed window of the period; the count lives in Redis."""
 
@@ -38,21 +65,8 @@ class WindowThrottle(BaseThrottle):
         raise NotImplementedError
 
     def allow_request(self, request, view):
-        ident = self.client_key(request)
-        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)
-        if ident is None or not rate:
-            return True
-        allowed, period = rate_parse(rate)
-        now = time.time()
-        window = int(now // period)
-        key = cache.make_and_validate_key(f"throttle:{self.scope}:{ident}:{period}:{window}")
-        redis = cache._cache.get_client(key, write=True)
-        pipe = redis.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, period + 1, nx=True)
-        count, _ = pipe.execute()
-        self.retry_after = (window + 1) * period - now
-        return count <= allowed
+        allowed, self.retry_after = window_allows(self.scope, self.client_key(request))
+        return allowed
 
     def wait(self):
         return max(1.0, math.ceil(self.retry_after))

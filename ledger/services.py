@@ -424,18 +424,24 @@ class HoldAccounts:
     available: Decimal
 
 
-def hold_accounts_lock(*, user_id: int, assets: Sequence[Asset]) -> dict[int, HoldAccounts]:
-    """Lock the user's available and locked accounts of ``assets`` (created if missing), in id order.
+def hold_accounts_lock(*, wanted: Iterable[tuple[int, Asset]]) -> dict[tuple[int, int], HoldAccounts]:
+    """Lock the available and locked accounts of each (user id, asset) in ``wanted`` (created if missing),
+    all in one SELECT ... FOR UPDATE in id order, whatever users they belong to.
 
-    Call inside the caller's transaction. Returns {asset_id: HoldAccounts}.
+    Call inside the caller's transaction. Returns {(user_id, asset_id): HoldAccounts}.
     """
+    pairs = {(user_id, asset.id): asset for user_id, asset in wanted}
     for _ in range(2):
-        wanted = {(user_id, asset.id, kind): asset for asset in assets for kind in (Kind.AVAILABLE, Kind.LOCKED)}
-        missing = [key for key in wanted if key not in _account_ids]
+        keys = {
+            (user_id, asset_id, kind): asset
+            for (user_id, asset_id), asset in pairs.items()
+            for kind in (Kind.AVAILABLE, Kind.LOCKED)
+        }
+        missing = [key for key in keys if key not in _account_ids]
         if missing:
-            created = accounts_get_or_create(specs=[(key[0], wanted[key], key[2]) for key in missing])
+            created = accounts_get_or_create(specs=[(key[0], keys[key], key[2]) for key in missing])
             _account_ids.update(created)
-        ids = {key: _account_ids[key] for key in wanted}
+        ids = {key: _account_ids[key] for key in keys}
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, user_id, asset_id, kind, balance FROM {LedgerAccount._meta.db_table} "
@@ -445,51 +451,61 @@ def hold_accounts_lock(*, user_id: int, assets: Sequence[Asset]) -> dict[int, Ho
         stale = [key for key, account_id in ids.items() if rows.get(account_id, (None,))[1:4] != key]
         if not stale:
             return {
-                asset.id: HoldAccounts(
+                (user_id, asset_id): HoldAccounts(
                     asset=asset,
-                    available_id=ids[(user_id, asset.id, Kind.AVAILABLE)],
-                    locked_id=ids[(user_id, asset.id, Kind.LOCKED)],
-                    available=rows[ids[(user_id, asset.id, Kind.AVAILABLE)]][4],
+                    available_id=ids[(user_id, asset_id, Kind.AVAILABLE)],
+                    locked_id=ids[(user_id, asset_id, Kind.LOCKED)],
+                    available=rows[ids[(user_id, asset_id, Kind.AVAILABLE)]][4],
                 )
-                for asset in assets
+                for (user_id, asset_id), asset in pairs.items()
             }
         for key in stale:
             _account_ids.pop(key, None)
     raise RuntimeError("ledger accounts changed under a hold twice in a row")
 
 
-def holds_post(*, accounts: dict[int, HoldAccounts], holds: Sequence[tuple[int, Decimal, str]]) -> None:
-    """Post hold transfers (available -> locked), ``holds`` = [(asset_id, amount, reference)], on accounts
-    locked by ``hold_accounts_lock`` in this transaction: one INSERT and one UPDATE.
+def holds_post(
+    *, accounts: dict[tuple[int, int], HoldAccounts], holds: Sequence[tuple[tuple[int, int], Decimal, str]]
+) -> None:
+    """Post hold transfers (available -> locked), ``holds`` = [((user_id, asset_id), amount, reference)], on
+    accounts locked by ``hold_accounts_lock`` in this transaction: one INSERT and one UPDATE.
 
     Refuses the whole set (InsufficientFunds, nothing written) if an available balance would go below
     zero; callers decide beforehand which orders fit, so this is the ledger's own guard.
     """
     if not holds:
         return
-    totals: dict[int, Decimal] = defaultdict(Decimal)
-    for asset_id, amount, _ in holds:
+    totals: dict[tuple[int, int], Decimal] = defaultdict(Decimal)
+    for key, amount, _ in holds:
         if amount <= 0:
             raise RuleViolation("invalid_amount", "Transfer amounts must be positive.")
-        totals[asset_id] += amount
-    for asset_id, total in totals.items():
-        if accounts[asset_id].available < total:
-            raise InsufficientFunds(accounts[asset_id].asset.code)
+        totals[key] += amount
+    for key, total in totals.items():
+        if accounts[key].available < total:
+            raise InsufficientFunds(accounts[key].asset.code)
     now = timezone.now().replace(tzinfo=None)  # raw SQL: MariaDB stores naive UTC
     rows = []
     params: list = []
-    for asset_id, amount, reference in holds:
-        account = accounts[asset_id]
+    for key, amount, reference in holds:
+        account = accounts[key]
         rows.append("(%s, %s, %s, %s, %s, %s, '', NULL, %s)")
-        params += [asset_id, account.available_id, account.locked_id, amount, Transfer.Kind.HOLD, reference, now]
+        params += [
+            account.asset.id,
+            account.available_id,
+            account.locked_id,
+            amount,
+            Transfer.Kind.HOLD,
+            reference,
+            now,
+        ]
     cases = []
     case_params: list = []
-    for asset_id, total in totals.items():
-        account = accounts[asset_id]
+    for key, total in totals.items():
+        account = accounts[key]
         cases.append("WHEN %s THEN %s WHEN %s THEN %s")
         case_params += [account.available_id, -total, account.locked_id, total]
         account.available -= total
-    touched = [i for asset_id in totals for i in (accounts[asset_id].available_id, accounts[asset_id].locked_id)]
+    touched = [i for key in totals for i in (accounts[key].available_id, accounts[key].locked_id)]
     with connection.cursor() as cursor:
         try:
             cursor.execute(

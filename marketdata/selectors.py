@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -43,19 +44,38 @@ def _sorted_levels(levels: dict[bytes, bytes], *, descending: bool) -> list[list
     return [[price.decode(), qty.decode()] for _, price, qty in rows]
 
 
+# The last levels read per symbol, with their sequence: a read whose sequence is unchanged costs one
+# GET and no sort. Replaced whole per symbol (atomic under the GIL); any web thread reads and fills it.
+# A second bounds its age, in case a flushed Redis counts its sequence up to the same number again.
+_depth_memo: dict[str, tuple[int, float, list, list]] = {}
+DEPTH_MEMO_SECONDS = 1.0
+
+
 def depth_get(*, symbol: str, limit: int | None = None) -> dict:
     """{symbol, sequence, bids, asks}, best first, read in one transaction so the levels match the sequence."""
     bids_key, asks_key, seq_key = depth_keys(symbol)
-    pipe = redis_.client().pipeline(transaction=True)
-    pipe.hgetall(bids_key)
-    pipe.hgetall(asks_key)
-    pipe.get(seq_key)
-    bids, asks, sequence = pipe.execute()
-    bids = _sorted_levels(bids, descending=True)
-    asks = _sorted_levels(asks, descending=False)
+    memo = _depth_memo.get(symbol)
+    if memo is not None and time.monotonic() - memo[1] < DEPTH_MEMO_SECONDS:
+        sequence = int(redis_.client().get(seq_key) or 0)
+        if sequence != memo[0]:
+            memo = None
+    if memo is None or time.monotonic() - memo[1] >= DEPTH_MEMO_SECONDS:
+        pipe = redis_.client().pipeline(transaction=True)
+        pipe.hgetall(bids_key)
+        pipe.hgetall(asks_key)
+        pipe.get(seq_key)
+        bids, asks, sequence = pipe.execute()
+        memo = (
+            int(sequence or 0),
+            time.monotonic(),
+            _sorted_levels(bids, descending=True),
+            _sorted_levels(asks, descending=False),
+        )
+        _depth_memo[symbol] = memo
+    sequence, _, bids, asks = memo
     if limit is not None:
         bids, asks = bids[:limit], asks[:limit]
-    return {"symbol": symbol, "sequence": int(sequence or 0), "bids": bids, "asks": asks}
+    return {"symbol": symbol, "sequence": sequence, "bids": bids, "asks": asks}
 
 
 # Trades --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ web processes can refuse orders nobody would match (``shard_alive``).
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -89,9 +90,22 @@ def shard_alive_mark(*, shard: int, pid: int, seconds: float) -> None:
     redis_.client().set(alive_key(shard), pid, px=max(1, int(seconds * 1000)))
 
 
+# shard -> when this process last saw its heartbeat. A yes is trusted for a second (the heartbeat
+# lives SHARD_ALIVE_SECONDS), so placing orders does not read Redis for it each time; a no is not
+# remembered. Any thread reads and writes it; one key's assignment is atomic under the GIL.
+_alive_seen: dict[int, float] = {}
+ALIVE_MEMO_SECONDS = 1.0
+
+
 def shard_alive(shard: int) -> bool:
     """Has the active process of ``shard`` shown a sign of life in the last few seconds?"""
-    return bool(redis_.client().exists(alive_key(shard)))
+    now = time.monotonic()
+    if now - _alive_seen.get(shard, -ALIVE_MEMO_SECONDS) < ALIVE_MEMO_SECONDS:
+        return True
+    alive = bool(redis_.client().exists(alive_key(shard)))
+    if alive:
+        _alive_seen[shard] = now
+    return alive
 
 
 def top_of_book_key(symbol: str) -> str:

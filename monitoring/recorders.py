@@ -56,6 +56,24 @@ def orders_outcomes_record(*, accepted: int = 0, replayed: int = 0, refused: dic
         pipe.execute()
 
 
+def place_results_record(results) -> None:
+    """The outcomes of one request's orders (``orders.services.PlaceResult``s), counted as the door answered them."""
+    refused: dict[str, int] = {}
+    accepted = replayed = 0
+    for result in results:
+        if result.error is not None:
+            code = str(result.error.code)[:64]
+            refused[code] = refused.get(code, 0) + 1
+        elif result.status == 201:
+            accepted += 1
+        else:
+            replayed += 1
+    try:
+        orders_outcomes_record(accepted=accepted, replayed=replayed, refused=refused)
+    except Exception:  # noqa: BLE001 - a lost count must not cost the client its answer
+        log.exception("cannot count an order request's outcome")
+
+
 def _bucket(bounds, value) -> str:
     index = bisect_left(bounds, value)
     return "+Inf" if index == len(bounds) else repr(bounds[index])

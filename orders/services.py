@@ -531,16 +531,24 @@ def _failed(error: RuleViolation) -> PlaceResult:
 
 
 def orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
-    """Place a batch of order requests (raw dicts as a client sent them), each standing alone.
+    """Place one user's order requests (raw dicts as a client sent them), each standing alone.
+
+    Returns one PlaceResult per request, in order. See ``orders_place_many``.
+    """
+    return orders_place_many(entries=[(user, requests)])[0]
+
+
+def orders_place_many(*, entries: Sequence[tuple[object, Sequence]]) -> list[list[PlaceResult]]:
+    """Place several users' order requests at once: ``entries`` = [(user, requests)], answered per entry.
 
     Every request is checked in Python; those that pass are placed together in ONE transaction:
-    the user's accounts locked by one SELECT ... FOR UPDATE, the orders that fit the funds (in
-    request order) inserted with their hold transfers and "accepted" events, queued on commit.
-    Returns one PlaceResult per request, in order.
+    every user's accounts locked by one SELECT ... FOR UPDATE, the orders that fit each user's
+    funds (in request order) inserted with their hold transfers and "accepted" events, queued on
+    commit. The order door groups concurrent requests this way (orders/placement_groups.py).
     """
     for attempt in range(3):
         try:
-            return _orders_place(user=user, requests=requests)
+            return _orders_place_many(entries)
         except IntegrityError:
             # A client_order_id raced in from another request: the next round finds the order that won.
             if attempt == 2:
@@ -548,42 +556,60 @@ def orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
     raise AssertionError("unreachable")
 
 
-def _orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
-    results: list[PlaceResult | None] = [None] * len(requests)
+@dataclass(slots=True)
+class _Entry:
+    """One user's requests on their way through placement: answers so far, drafts, later repeats."""
+
+    user: object
+    requests: Sequence
+    results: list
+    drafts: dict[int, _Draft]
+    repeats: list[int]
+
+
+def _orders_place_many(entries: Sequence[tuple[object, Sequence]]) -> list[list[PlaceResult]]:
+    first_of_id: set[tuple[int, str]] = set()
+    prepared = [_entry_prepare(user, requests, first_of_id) for user, requests in entries]
+    placed = _drafts_place(entries=[(entry.user, entry.drafts) for entry in prepared])
+    for entry, outcomes in zip(prepared, placed, strict=True):
+        for index, outcome in outcomes.items():
+            entry.results[index] = (
+                PlaceResult(status=201, order=outcome) if isinstance(outcome, Order) else _failed(outcome)
+            )
+        if entry.repeats:
+            # A client_order_id seen earlier in the same set: answered as a replay of the first.
+            again = _orders_place_many([(entry.user, [entry.requests[i] for i in entry.repeats])])[0]
+            for index, result in zip(entry.repeats, again, strict=True):
+                entry.results[index] = result
+    return [entry.results for entry in prepared]
+
+
+def _entry_prepare(user, requests: Sequence, first_of_id: set[tuple[int, str]]) -> _Entry:
+    """Parse and check one user's requests: replays answered, the rest drafted or refused."""
+    entry = _Entry(user=user, requests=requests, results=[None] * len(requests), drafts={}, repeats=[])
     parsed: dict[int, OrderRequest] = {}
     for index, raw in enumerate(requests):
         try:
             parsed[index] = order_request_parse(raw)
         except RuleViolation as error:
-            results[index] = _failed(error)
+            entry.results[index] = _failed(error)
     client_ids = {request.client_order_id for request in parsed.values() if request.client_order_id}
     existing = _orders_by_client_id(user=user, client_order_ids=client_ids) if client_ids else {}
-    first_of_id: dict[str, int] = {}
-    repeats: list[int] = []
-    drafts: dict[int, _Draft] = {}
     for index, request in parsed.items():
         client_order_id = request.client_order_id
         if client_order_id in existing:
-            results[index] = _replayed(request, existing[client_order_id])
+            entry.results[index] = _replayed(request, existing[client_order_id])
             continue
         if client_order_id is not None:
-            if client_order_id in first_of_id:
-                repeats.append(index)  # answered after the first one is placed (or refused)
+            if (user.pk, client_order_id) in first_of_id:
+                entry.repeats.append(index)  # answered after the first one is placed (or refused)
                 continue
-            first_of_id[client_order_id] = index
+            first_of_id.add((user.pk, client_order_id))
         try:
-            drafts[index] = _draft(request, market_for_trading(symbol=request.symbol))
+            entry.drafts[index] = _draft(request, market_for_trading(symbol=request.symbol))
         except RuleViolation as error:
-            results[index] = _failed(error)
-    for index, outcome in _drafts_place(user=user, drafts=drafts).items():
-        results[index] = PlaceResult(status=201, order=outcome) if isinstance(outcome, Order) else _failed(outcome)
-    if repeats:
-        # The same client_order_id twice in one batch: the later ones are replays of the first.
-        for index, result in zip(
-            repeats, _orders_place(user=user, requests=[requests[i] for i in repeats]), strict=True
-        ):
-            results[index] = result
-    return results  # type: ignore[return-value]
+            entry.results[index] = _failed(error)
+    return entry
 
 
 def _orders_by_client_id(*, user, client_order_ids) -> dict[str, Order]:
@@ -606,44 +632,49 @@ def _naive(moment: datetime | None) -> datetime | None:
 
 
 @retry_on_deadlock
-def _drafts_place(*, user, drafts: dict[int, _Draft]) -> dict[int, Order | RuleViolation]:
-    """Hold and insert the drafts that fit the user's funds, in order, in one durable transaction."""
-    if not drafts:
-        return {}
-    assets = list({draft.hold_asset.id: draft.hold_asset for draft in drafts.values()}.values())
-    outcomes: dict[int, Order | RuleViolation] = {}
+def _drafts_place(*, entries: list[tuple[object, dict[int, _Draft]]]) -> list[dict[int, Order | RuleViolation]]:
+    """Hold and insert the drafts that fit their users' funds, in order, in one durable transaction.
+
+    ``entries`` = [(user, {request index: draft})]; returns {request index: order or error} per entry.
+    """
+    outcomes: list[dict[int, Order | RuleViolation]] = [{} for _ in entries]
+    wanted = {(user.pk, draft.hold_asset.id): draft.hold_asset for user, drafts in entries for draft in drafts.values()}
+    if not wanted:
+        return outcomes
     with transaction.atomic(durable=True):
-        accounts = hold_accounts_lock(user_id=user.pk, assets=assets)
-        left = {asset_id: account.available for asset_id, account in accounts.items()}
-        fits: list[tuple[int, _Draft]] = []
-        for index, draft in drafts.items():
-            if left[draft.hold_asset.id] >= draft.hold:
-                left[draft.hold_asset.id] -= draft.hold
-                fits.append((index, draft))
-            else:
-                outcomes[index] = InsufficientFunds(draft.hold_asset.code)
+        accounts = hold_accounts_lock(wanted=[(user_id, asset) for (user_id, _), asset in wanted.items()])
+        left = {key: account.available for key, account in accounts.items()}
+        fits: list[tuple[int, int, object, _Draft]] = []  # (entry number, request index, user, draft)
+        for number, (user, drafts) in enumerate(entries):
+            for index, draft in drafts.items():
+                key = (user.pk, draft.hold_asset.id)
+                if left[key] >= draft.hold:
+                    left[key] -= draft.hold
+                    fits.append((number, index, user, draft))
+                else:
+                    outcomes[number][index] = InsufficientFunds(draft.hold_asset.code)
         if not fits:
             return outcomes
         now = timezone.now()
-        orders = _orders_insert(user=user, fits=fits, now=now)
+        orders = _orders_insert(fits=[(user, draft) for _, _, user, draft in fits], now=now)
         holds_post(
             accounts=accounts,
             holds=[
-                (draft.hold_asset.id, draft.hold, f"order:{order.pk}:hold")
-                for order, (_, draft) in zip(orders, fits, strict=True)
+                ((user.pk, draft.hold_asset.id), draft.hold, f"order:{order.pk}:hold")
+                for order, (_, _, user, draft) in zip(orders, fits, strict=True)
             ],
         )
         journal.orders_accepted_insert(orders=orders, now=now)
         transaction.on_commit(partial(_commands_push, kind=PLACE, orders=orders), robust=True)
-    for order, (index, _) in zip(orders, fits, strict=True):
-        outcomes[index] = order
+    for order, (number, index, _, _) in zip(orders, fits, strict=True):
+        outcomes[number][index] = order
     return outcomes
 
 
-def _orders_insert(*, user, fits: list[tuple[int, _Draft]], now: datetime) -> list[Order]:
+def _orders_insert(*, fits: list[tuple[object, _Draft]], now: datetime) -> list[Order]:
     stamp = _naive(now)
     params: list = []
-    for _, draft in fits:
+    for user, draft in fits:
         request = draft.request
         params += [
             user.pk,
@@ -671,7 +702,7 @@ def _orders_insert(*, user, fits: list[tuple[int, _Draft]], now: datetime) -> li
         )
         ids = [row[0] for row in cursor.fetchall()]
     orders = []
-    for order_id, (_, draft) in zip(ids, fits, strict=True):
+    for order_id, (user, draft) in zip(ids, fits, strict=True):
         request = draft.request
         order = Order(
             id=order_id,
