@@ -129,6 +129,28 @@ class Command(BaseCommand):
         return False
 
 
+def fill_stages(sent_at: dict, answered_at: dict, filled_at: dict) -> dict[str, tuple]:
+    """p50 / p99 of each stage of submit -> fill: the HTTP answer, the shard's match (the trade's time,
+    stamped by the shard when it matched), and the commit, publish and websocket delivery after it."""
+    from orders.models import Trade
+
+    matched = dict(
+        Trade.objects.filter(taker_order_id__in=list(filled_at))
+        .order_by("id")
+        .values_list("taker_order_id", "created_at")
+        .reverse()
+    )
+    stages: dict[str, list[float]] = {"submit -> answer": [], "answer -> matched": [], "matched -> fill on ws": []}
+    for order_id, filled in filled_at.items():
+        if order_id not in matched or order_id not in answered_at:
+            continue
+        at = matched[order_id].timestamp()
+        stages["submit -> answer"].append(answered_at[order_id] - sent_at[order_id])
+        stages["answer -> matched"].append(at - answered_at[order_id])
+        stages["matched -> fill on ws"].append(filled - at)
+    return {name: (ms(percentile(v, 0.5)), ms(percentile(v, 0.99))) for name, v in stages.items()}
+
+
 class Bench:
     def __init__(self, *, base: str, setup: dict, options: dict, out):
         self.base = base
@@ -320,6 +342,7 @@ class Bench:
             return {}
         sent_at: dict[int, float] = {}
         filled_at: dict[int, float] = {}
+        answered_at: dict[int, float] = {}
         async with self.session.ws_connect(f"{self.ws_url}?token={self.keys[taker]}") as ws:
             await ws.send_json({"op": "subscribe", "channels": ["fills"]})
 
@@ -327,7 +350,7 @@ class Bench:
                 async for message in ws:
                     data = json.loads(message.data)
                     if data.get("channel") == "fills":
-                        now = time.perf_counter()
+                        now = time.time()
                         for fill in data["data"]:
                             filled_at.setdefault(fill["order_id"], now)
 
@@ -342,10 +365,11 @@ class Bench:
                     "price": "100",
                     "quantity": "0.001",
                 }
-                sent = time.perf_counter()
+                sent = time.time()
                 status, body = await self.post("/orders", order, taker)
                 if status == 201:
                     sent_at[body["id"]] = sent
+                    answered_at[body["id"]] = time.time()
                 else:
                     self.refuse(status, body)
 
@@ -360,5 +384,10 @@ class Bench:
         self.out(
             f"submit -> fill on the fills channel at {self.options['rate']:,.0f}/s: p50 {p50} ms, p99 {p99} ms"
             + (f" ({missing} fills not seen)" if missing else "")
+        )
+        stages = await asyncio.to_thread(fill_stages, sent_at, answered_at, filled_at)
+        self.out(
+            "where it went (p50 / p99 ms): "
+            + ", ".join(f"{name} {values[0]} / {values[1]}" for name, values in stages.items())
         )
         return {"fill_p50_ms": p50, "fill_p99_ms": p99, "fills_missing": missing}
