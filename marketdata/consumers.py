@@ -25,7 +25,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from accounts.services import token_auth_group, token_for_key
 from exchange_site.errors import NotFound, RuleViolation
 from exchange_site.throttling import ws_message_refused
-from monitoring.recorders import websocket_closed, websocket_opened
+from monitoring.recorders import place_results_record, websocket_closed, websocket_opened
 from orders.db_threads import db_thread_run
 from orders.serializers import order_data
 from orders.services import order_cancel, orders_place
@@ -355,10 +355,11 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
 
 def _place_rendered(*, user, requests: list) -> list[tuple[int, object]]:
     """orders_place with each result as (status, order data or RuleViolation), rendered on the database thread."""
-    out = []
-    for result in orders_place(user=user, requests=requests):
-        out.append((result.status, result.error if result.error is not None else order_data(result.order)))
-    return out
+    results = orders_place(user=user, requests=requests)
+    place_results_record(results)  # /metrics counts what every door answers
+    return [
+        (result.status, result.error if result.error is not None else order_data(result.order)) for result in results
+    ]
 
 
 def _cancel_rendered(*, user, order_id: int) -> dict:

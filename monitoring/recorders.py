@@ -1,8 +1,9 @@
 """Figures for ``GET /metrics``, kept in Redis so every web process and every shard adds to the same ones.
 
 Writers (each one round trip, pipelined):
-- the web processes: orders accepted, refused (by reason) and replayed at the door
-  (``monitoring.middleware``), websocket connections open (``marketdata.consumers``);
+- the web processes: orders accepted, refused (by reason) and replayed at the door, whichever door
+  (``monitoring.middleware`` for Django's order views, ``place_results_record`` for the API's fast
+  lane and websocket order entry), websocket connections open (``marketdata.consumers``);
 - each shard: per committed batch its size and how long matching and the commit took, as
   histogram buckets (``shard_batch_record``, called from the shard's publishing thread after the
   commit, so the commit path never waits on Redis for it).

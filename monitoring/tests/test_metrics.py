@@ -119,3 +119,26 @@ def test_metrics_can_be_closed_to_all_but_staff_and_loopback(db, settings, user)
     staff = Client(REMOTE_ADDR="10.0.0.9")
     staff.force_login(user)
     assert staff.get("/metrics").status_code == 200
+
+
+def test_orders_placed_over_the_websocket_are_counted_like_the_api_ones(funded):
+    MarketFactory()
+    _, key = token_create(user=funded(USD="1000"))
+    order = {"symbol": "BTC-USD", "side": "buy", "price": "100", "quantity": "1"}
+
+    async def place_over_the_socket():
+        communicator = WebsocketCommunicator(application, f"/ws/stream?token={key}")
+        assert (await communicator.connect())[0]
+        answers = []
+        for number, sent in enumerate([order, {**order, "price": "100.001"}, {**order, "quantity": "100"}]):
+            await communicator.send_json_to({"op": "place", "id": number, "order": sent})
+            answer = await communicator.receive_json_from(timeout=10)
+            answers.append(answer.get("status") or answer.get("code"))
+        await communicator.disconnect()
+        return answers
+
+    assert async_to_sync(place_over_the_socket)() == [201, "invalid_price", "insufficient_funds"]
+    samples = scrape()
+    assert samples[("exchange_orders_accepted_total", ())] == 1
+    assert samples[("exchange_orders_refused_total", (("reason", "invalid_price"),))] == 1
+    assert samples[("exchange_orders_refused_total", (("reason", "insufficient_funds"),))] == 1
