@@ -548,7 +548,7 @@ def orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
     raise AssertionError("unreachable")
 
 
-def _orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
+def _orders_place(*, user, requests: Sequence, requeue: bool = True) -> list[PlaceResult]:
     results: list[PlaceResult | None] = [None] * len(requests)
     parsed: dict[int, OrderRequest] = {}
     for index, raw in enumerate(requests):
@@ -561,10 +561,13 @@ def _orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
     first_of_id: dict[str, int] = {}
     repeats: list[int] = []
     drafts: dict[int, _Draft] = {}
+    still_pending: list[Order] = []
     for index, request in parsed.items():
         client_order_id = request.client_order_id
         if client_order_id in existing:
             results[index] = _replayed(request, existing[client_order_id])
+            if results[index].status == 200 and results[index].order.status == Order.Status.PENDING:
+                still_pending.append(results[index].order)
             continue
         if client_order_id is not None:
             if client_order_id in first_of_id:
@@ -575,12 +578,21 @@ def _orders_place(*, user, requests: Sequence) -> list[PlaceResult]:
             drafts[index] = _draft(request, market_for_trading(symbol=request.symbol))
         except RuleViolation as error:
             results[index] = _failed(error)
+    if still_pending and requeue:
+        # A replay is how a client retries after a lost answer, and the process that committed the
+        # order may have died before its queue push: queue it again now, ahead of whatever the
+        # client sends next, instead of leaving it to the shard's sweep, which would match it behind
+        # orders accepted after it. A second command for an order already matched is a no-op.
+        transaction.on_commit(partial(_commands_push, kind=PLACE, orders=still_pending), robust=True)
     for index, outcome in _drafts_place(user=user, drafts=drafts).items():
         results[index] = PlaceResult(status=201, order=outcome) if isinstance(outcome, Order) else _failed(outcome)
     if repeats:
         # The same client_order_id twice in one batch: the later ones are replays of the first.
         for index, result in zip(
-            repeats, _orders_place(user=user, requests=[requests[i] for i in repeats]), strict=True
+            # Of orders this call has just placed and queued: nothing to queue again.
+            repeats,
+            _orders_place(user=user, requests=[requests[i] for i in repeats], requeue=False),
+            strict=True,
         ):
             results[index] = result
     return results  # type: ignore[return-value]
@@ -767,7 +779,10 @@ def order_cancel(*, user, order_id: int) -> Order:
                 rows=[(order.pk, order.filled_quantity, order.filled_quote, order.quantity)],
                 at=order.cancel_requested_at,
             )
-            transaction.on_commit(partial(_commands_push, kind=CANCEL, orders=[order]), robust=True)
+        # Asked again while still live: a retry after a lost answer, whose first push may have died
+        # with its process. Queued again, so the engine sees the cancel before what the client sends
+        # next; the engine ignores a cancel of an order it has already ended.
+        transaction.on_commit(partial(_commands_push, kind=CANCEL, orders=[order]), robust=True)
     return order
 
 
@@ -781,7 +796,7 @@ def orders_cancel_all(*, user, symbol: str | None = None) -> int:
         if market is None:
             raise RuleViolation("unknown_market", f"Unknown market {symbol!r}.", fields={"symbol": ["Unknown market."]})
     statuses = ", ".join(f"'{status}'" for status in Order.LIVE_STATUSES)
-    where = f"user_id = %s AND status IN ({statuses}) AND cancel_requested_at IS NULL"
+    where = f"user_id = %s AND status IN ({statuses})"
     params: list = [user.pk]
     if market is not None:
         where += " AND market_id = %s"
@@ -790,25 +805,30 @@ def orders_cancel_all(*, user, symbol: str | None = None) -> int:
     with transaction.atomic(durable=True):
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id, market_id, filled_quantity, filled_quote, quantity FROM {table} WHERE {where} "
-                "ORDER BY id FOR UPDATE",
+                f"SELECT id, market_id, filled_quantity, filled_quote, quantity, cancel_requested_at FROM {table} "
+                f"WHERE {where} ORDER BY id FOR UPDATE",
                 params,
             )
             rows = cursor.fetchall()
             if not rows:
                 return 0
+            new = [row for row in rows if row[5] is None]
             now = timezone.now()
-            cursor.execute(
-                f"UPDATE {table} SET cancel_requested_at = %s, updated_at = %s "
-                f"WHERE id IN ({', '.join(str(int(row[0])) for row in rows)})",
-                [_naive(now), _naive(now)],
-            )
-        journal.cancels_requested_insert(rows=[(row[0], row[2], row[3], row[4]) for row in rows], at=now)
+            if new:
+                cursor.execute(
+                    f"UPDATE {table} SET cancel_requested_at = %s, updated_at = %s "
+                    f"WHERE id IN ({', '.join(str(int(row[0])) for row in new)})",
+                    [_naive(now), _naive(now)],
+                )
+        if new:
+            journal.cancels_requested_insert(rows=[(row[0], row[2], row[3], row[4]) for row in new], at=now)
         shards = dict(Market.objects.filter(pk__in={row[1] for row in rows}).values_list("pk", "shard"))
+        # Every live order's cancel is queued, those asked before too: this may be the retry of a
+        # cancel-all whose process died between its commit and its queue push (see order_cancel).
         transaction.on_commit(
             partial(_cancel_commands_push, commands=[(shards[row[1]], row[0]) for row in rows]), robust=True
         )
-    return len(rows)
+    return len(new)
 
 
 def _cancel_commands_push(*, commands: Sequence[tuple[int, int]]) -> None:

@@ -212,10 +212,15 @@ def test_the_sweep_finds_a_lost_order_while_the_queue_is_busy(market, funded):
         trader = funded(USD="1000")
         lost = pending_order_create(user=trader, market=market, side="buy", type="limit", price=Decimal("90"),
                                     quantity=Decimal("1"), push=False)  # fmt: skip
-        for price in ("91", "92", "93"):
+        first_queued = place(trader, side="buy", price="91", quantity="1")
+        for price in ("92", "93"):
             place(trader, side="buy", price=price, quantity="1")
         worker.step(timeout=0)  # one queued command, and the sweep though three more wait
         assert status(lost) == "open"
+        # The sweep runs before the commands it popped: the lost order was accepted first.
+        lost.refresh_from_db()
+        first_queued.refresh_from_db()
+        assert lost.sequence < first_queued.sequence
         assert redis_.client().llen(queue.queue_key(0)) >= 1
         drain(worker)
     finally:
