@@ -108,6 +108,9 @@ class MarketRun:
         self.placed: dict[str, int] = {}  # client_order_id -> the order it placed
         self.recent: list[tuple[int, list[dict]]] = []  # (user id, bodies) of accepted requests, to replay
         self.steps = 0  # orders sent (the faults are placed by this count)
+        self.sent_requests = 0
+        self.last_send = ""  # how the last request went: for the report of a problem
+        self.trace: dict[int, str] = {}  # order id -> how its request went
         self.deadline = float("inf")  # monotonic time after which no more orders are sent
         self.prefix = f"s{seed}-{market.symbol.split('-')[0]}-"
 
@@ -122,12 +125,18 @@ class MarketRun:
         cancel asked again, is queued again at once, ahead of anything this client sends next.
         """
         client = self.clients[user_id]
+        self.sent_requests += 1
+        started, errors = time.monotonic(), []
         for attempt in range(200):
             try:
-                if method == "POST":
-                    return client.post(path, body), attempt > 0
-                return client.delete(path), attempt > 0
-            except TRANSIENT:
+                answered = client.post(path, body) if method == "POST" else client.delete(path)
+                self.last_send = (
+                    f"request {self.sent_requests} {method} {path} user {user_id}: {answered.status_code} after "
+                    f"{errors or 'no error'}, {started:.3f} to {time.monotonic():.3f}"
+                )
+                return answered, attempt > 0
+            except TRANSIENT as exc:
+                errors.append(f"{type(exc).__name__} at {time.monotonic():.3f}")
                 self.figures.count(retries=1)
                 client.session.close()  # a fresh connection, accepted by a live process
         raise RuntimeError(f"{method} {path}: no answer after 200 attempts")
@@ -207,7 +216,7 @@ class MarketRun:
                 self.figures.failures.append(f"batch: {answered.status_code} {answered.content[:300]!r}")
                 return []
             results = answered.json()["results"]
-        accepted = []
+        accepted, new = [], []
         for body, result in zip(bodies, results, strict=True):
             status, cid = result["status"], body["client_order_id"]
             self.figures.tally("codes", status)
@@ -229,11 +238,16 @@ class MarketRun:
             if status == 200 and not lost:
                 self.figures.failures.append(f"{body}: 200 for a client_order_id never used, with no answer lost")
             self.placed[cid] = order["id"]
-            self.log.append(("n", order["id"]))
+            new.append(order["id"])
+            self.trace[order["id"]] = f"{cid} {status} in {self.last_send}"
             if body["type"] == "limit" and body["time_in_force"] == "GTC":
                 self.open.append((order["id"], user_id, cid))
             self.figures.count(accepted=1, replayed=int(status == 200))
             accepted.append(body)
+        # Accepted in the order of their ids, not always the list's: after a lost answer the retry
+        # answers 200 for what the lost attempt placed and 201 for what that attempt refused and
+        # this one placed (a market order refused for want of a price, say), which came later.
+        self.log += [("n", order_id) for order_id in sorted(new)]
         return accepted
 
     def cancel(self, *, by_client_id: bool) -> None:
@@ -542,9 +556,20 @@ def market_against_model(run: MarketRun) -> list[str]:
             f"{symbol}: trades differ from the model at #{at} of {len(stored)} vs {len(expected)}: "
             f"{stored[at : at + 3]} vs {expected[at : at + 3]}"
         )
-    sequences = [rows[oid]["sequence"] for kind, oid in run.log if kind == "n"]
+    placed = [oid for kind, oid in run.log if kind == "n"]
+    sequences = [rows[oid]["sequence"] for oid in placed]
     if sequences != sorted(sequences) or None in sequences:
         problems.append(f"{symbol}: the engine saw orders out of their order of acceptance")
+        at = next(
+            (i for i, (a, b) in enumerate(zip(sequences, sequences[1:], strict=False)) if None in (a, b) or b < a),
+            len(placed) - 1,
+        )
+        for oid in placed[max(0, at - 2) : at + 3]:
+            row = rows[oid]
+            problems.append(
+                f"{symbol} accepted #{placed.index(oid)}: order {oid} sequence {row['sequence']} created "
+                f"{row['created_at']} {row['status']}; {run.trace.get(oid)}"
+            )
     for order_id, update in last.items():
         row = rows[order_id]
         status, filled, reason, hold = (
