@@ -9,7 +9,7 @@ from ledger.services import asset_get_or_create, funds_deposit
 
 def pytest_addoption(parser):
     group = parser.getgroup("stream", "the seeded random stream (orders/tests/test_random_stream.py)")
-    group.addoption("--stream-orders", type=int, default=2000, help="orders to send (make soak: 200,000)")
+    group.addoption("--stream-orders", type=int, default=4000, help="orders to send (make soak: 200,000)")
     group.addoption("--stream-seed", type=int, default=1)
     group.addoption("--stream-markets", type=int, default=3, help="markets, one client thread each (at most 6)")
     group.addoption("--stream-users", type=int, default=12)

@@ -507,13 +507,14 @@ class ShardWorker:
             self.redis_trouble(logging.WARNING, "shard %s: cannot read the Redis queue", self.shard, exc_info=True)
             commands = []
             time.sleep(timeout)
-        if expiring or commands:
-            self.process(expiring + commands)
         if time.monotonic() - self.last_sweep > self.sweep_seconds:
             # Whatever the queue holds: under a steady load the queue is never empty, and an order
             # whose message was lost must still be matched. Commands of orders already settled or in
-            # flight are no-ops, so the sweep and the queue may bring the same order.
+            # flight are no-ops, so the sweep and the queue may bring the same order. Before the
+            # commands just popped: what the sweep finds was accepted before them (or is among them).
             self.sweep(min_age=timedelta(seconds=self.sweep_seconds))
+        if expiring or commands:
+            self.process(expiring + commands)
         return len(commands) + len(expiring)
 
     def heartbeat(self, *, force: bool = False) -> None:

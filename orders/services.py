@@ -565,11 +565,19 @@ class _Entry:
     results: list
     drafts: dict[int, _Draft]
     repeats: list[int]
+    still_pending: list[Order]  # replayed orders the shard has not taken yet
 
 
-def _orders_place_many(entries: Sequence[tuple[object, Sequence]]) -> list[list[PlaceResult]]:
+def _orders_place_many(entries: Sequence[tuple[object, Sequence]], *, requeue: bool = True) -> list[list[PlaceResult]]:
     first_of_id: set[tuple[int, str]] = set()
     prepared = [_entry_prepare(user, requests, first_of_id) for user, requests in entries]
+    still_pending = [order for entry in prepared for order in entry.still_pending]
+    if still_pending and requeue:
+        # A replay is how a client retries after a lost answer, and the process that committed the
+        # order may have died before its queue push: queue it again now, ahead of whatever the
+        # client sends next, instead of leaving it to the shard's sweep, which would match it behind
+        # orders accepted after it. A second command for an order already matched is a no-op.
+        transaction.on_commit(partial(_commands_push, kind=PLACE, orders=still_pending), robust=True)
     placed = _drafts_place(entries=[(entry.user, entry.drafts) for entry in prepared])
     for entry, outcomes in zip(prepared, placed, strict=True):
         for index, outcome in outcomes.items():
@@ -577,8 +585,9 @@ def _orders_place_many(entries: Sequence[tuple[object, Sequence]]) -> list[list[
                 PlaceResult(status=201, order=outcome) if isinstance(outcome, Order) else _failed(outcome)
             )
         if entry.repeats:
-            # A client_order_id seen earlier in the same set: answered as a replay of the first.
-            again = _orders_place_many([(entry.user, [entry.requests[i] for i in entry.repeats])])[0]
+            # A client_order_id seen earlier in the same set: answered as a replay of the first, which
+            # this call has just placed and queued (nothing to queue again).
+            again = _orders_place_many([(entry.user, [entry.requests[i] for i in entry.repeats])], requeue=False)[0]
             for index, result in zip(entry.repeats, again, strict=True):
                 entry.results[index] = result
     return [entry.results for entry in prepared]
@@ -586,7 +595,9 @@ def _orders_place_many(entries: Sequence[tuple[object, Sequence]]) -> list[list[
 
 def _entry_prepare(user, requests: Sequence, first_of_id: set[tuple[int, str]]) -> _Entry:
     """Parse and check one user's requests: replays answered, the rest drafted or refused."""
-    entry = _Entry(user=user, requests=requests, results=[None] * len(requests), drafts={}, repeats=[])
+    entry = _Entry(
+        user=user, requests=requests, results=[None] * len(requests), drafts={}, repeats=[], still_pending=[]
+    )
     parsed: dict[int, OrderRequest] = {}
     for index, raw in enumerate(requests):
         try:
@@ -598,7 +609,9 @@ def _entry_prepare(user, requests: Sequence, first_of_id: set[tuple[int, str]]) 
     for index, request in parsed.items():
         client_order_id = request.client_order_id
         if client_order_id in existing:
-            entry.results[index] = _replayed(request, existing[client_order_id])
+            result = entry.results[index] = _replayed(request, existing[client_order_id])
+            if result.status == 200 and result.order.status == Order.Status.PENDING:
+                entry.still_pending.append(result.order)
             continue
         if client_order_id is not None:
             if (user.pk, client_order_id) in first_of_id:
@@ -798,7 +811,10 @@ def order_cancel(*, user, order_id: int) -> Order:
                 rows=[(order.pk, order.filled_quantity, order.filled_quote, order.quantity)],
                 at=order.cancel_requested_at,
             )
-            transaction.on_commit(partial(_commands_push, kind=CANCEL, orders=[order]), robust=True)
+        # Asked again while still live: a retry after a lost answer, whose first push may have died
+        # with its process. Queued again, so the engine sees the cancel before what the client sends
+        # next; the engine ignores a cancel of an order it has already ended.
+        transaction.on_commit(partial(_commands_push, kind=CANCEL, orders=[order]), robust=True)
     return order
 
 
@@ -812,7 +828,7 @@ def orders_cancel_all(*, user, symbol: str | None = None) -> int:
         if market is None:
             raise RuleViolation("unknown_market", f"Unknown market {symbol!r}.", fields={"symbol": ["Unknown market."]})
     statuses = ", ".join(f"'{status}'" for status in Order.LIVE_STATUSES)
-    where = f"user_id = %s AND status IN ({statuses}) AND cancel_requested_at IS NULL"
+    where = f"user_id = %s AND status IN ({statuses})"
     params: list = [user.pk]
     if market is not None:
         where += " AND market_id = %s"
@@ -821,25 +837,30 @@ def orders_cancel_all(*, user, symbol: str | None = None) -> int:
     with transaction.atomic(durable=True):
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT id, market_id, filled_quantity, filled_quote, quantity FROM {table} WHERE {where} "
-                "ORDER BY id FOR UPDATE",
+                f"SELECT id, market_id, filled_quantity, filled_quote, quantity, cancel_requested_at FROM {table} "
+                f"WHERE {where} ORDER BY id FOR UPDATE",
                 params,
             )
             rows = cursor.fetchall()
             if not rows:
                 return 0
+            new = [row for row in rows if row[5] is None]
             now = timezone.now()
-            cursor.execute(
-                f"UPDATE {table} SET cancel_requested_at = %s, updated_at = %s "
-                f"WHERE id IN ({', '.join(str(int(row[0])) for row in rows)})",
-                [_naive(now), _naive(now)],
-            )
-        journal.cancels_requested_insert(rows=[(row[0], row[2], row[3], row[4]) for row in rows], at=now)
+            if new:
+                cursor.execute(
+                    f"UPDATE {table} SET cancel_requested_at = %s, updated_at = %s "
+                    f"WHERE id IN ({', '.join(str(int(row[0])) for row in new)})",
+                    [_naive(now), _naive(now)],
+                )
+        if new:
+            journal.cancels_requested_insert(rows=[(row[0], row[2], row[3], row[4]) for row in new], at=now)
         shards = dict(Market.objects.filter(pk__in={row[1] for row in rows}).values_list("pk", "shard"))
+        # Every live order's cancel is queued, those asked before too: this may be the retry of a
+        # cancel-all whose process died between its commit and its queue push (see order_cancel).
         transaction.on_commit(
             partial(_cancel_commands_push, commands=[(shards[row[1]], row[0]) for row in rows]), robust=True
         )
-    return len(rows)
+    return len(new)
 
 
 def _cancel_commands_push(*, commands: Sequence[tuple[int, int]]) -> None:

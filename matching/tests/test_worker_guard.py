@@ -212,12 +212,52 @@ def test_the_sweep_finds_a_lost_order_while_the_queue_is_busy(market, funded):
         trader = funded(USD="1000")
         lost = pending_order_create(user=trader, market=market, side="buy", type="limit", price=Decimal("90"),
                                     quantity=Decimal("1"), push=False)  # fmt: skip
-        for price in ("91", "92", "93"):
+        first_queued = place(trader, side="buy", price="91", quantity="1")
+        for price in ("92", "93"):
             place(trader, side="buy", price=price, quantity="1")
         worker.step(timeout=0)  # one queued command, and the sweep though three more wait
         assert status(lost) == "open"
+        # The sweep runs before the commands it popped: the lost order was accepted first.
+        lost.refresh_from_db()
+        first_queued.refresh_from_db()
+        assert lost.sequence < first_queued.sequence
         assert redis_.client().llen(queue.queue_key(0)) >= 1
         drain(worker)
+    finally:
+        worker.release_lock()
+
+
+def test_a_retry_after_a_lost_answer_keeps_time_priority(market, funded, monkeypatch):
+    """The web process commits an order (or a cancel) and dies before its queue push; the client,
+    with no answer, sends the same request again. The replay queues it again at once, so the engine
+    sees it before anything accepted after it, not seconds later from its sweep."""
+    import orders.services
+
+    worker = ShardWorker(0, publish_events=False, sweep_seconds=3600)  # the sweep must not be what saves it
+    worker.start()
+    try:
+        early, late, buyer = funded(BTC="1"), funded(BTC="1"), funded(USD="1000")
+        push = orders.services.commands_push
+        monkeypatch.setattr(orders.services, "commands_push", lambda **kwargs: None)  # died before the push
+        first = place(early, side="sell", price="100", quantity="0.1", client_order_id="lost-1")
+        monkeypatch.setattr(orders.services, "commands_push", push)
+        again, created = order_place(user=early, symbol="BTC-USD", side="sell", price="100", quantity="0.1",
+                                     client_order_id="lost-1")  # fmt: skip
+        assert (again.pk, created) == (first.pk, False)
+        second = place(late, side="sell", price="100", quantity="0.1")
+        taker = place(buyer, side="buy", price="100", quantity="0.1")
+        drain(worker)
+        assert (status(first), status(second), status(taker)) == ("filled", "open", "filled")
+
+        # The same for a cancel: asked, committed, not queued; asked again.
+        monkeypatch.setattr(orders.services, "commands_push", lambda **kwargs: None)
+        order_cancel(user=late, order_id=second.pk)
+        monkeypatch.setattr(orders.services, "commands_push", push)
+        order_cancel(user=late, order_id=second.pk)
+        third = place(early, side="sell", price="100", quantity="0.1")
+        taker = place(buyer, side="buy", price="100", quantity="0.1")
+        drain(worker)
+        assert (status(second), status(third), status(taker)) == ("canceled", "filled", "filled")
     finally:
         worker.release_lock()
 

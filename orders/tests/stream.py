@@ -9,6 +9,12 @@ taker), the same final order states and the same book; every fee is the market's
 trade, the fee accounts hold their sum, every user's money is their deposit plus what their trades
 say, and every ledger and hold invariant holds.
 
+Most orders go in batches (``POST /orders/batch``, placed in list order), the rest as single POSTs;
+cancels by id, by client id and cancel-all, and deliberate client_order_id replays are mixed in by
+the seed. A request whose answer is lost (its web process was killed) is sent again at once, as a
+client would: a replay of a still-pending order, or a cancel asked again, is queued again by the
+web tier, so no client ever waits for the engine and the engine still sees acceptance order.
+
 Threads: one client thread per market (its own HTTP connections, one per user) sends that market's
 requests one after another, so within a market the order of acceptance is the order of sending;
 markets are independent books, so their threads run at once and meet only on the users' balance
@@ -54,12 +60,13 @@ TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.Chu
 
 @dataclass
 class Figures:
-    sent: int = 0
+    sent: int = 0  # order requests, each with a new client_order_id
     accepted: int = 0
-    replayed: int = 0  # a retry after a lost answer got the order back (200)
-    cancels: int = 0
+    replayed: int = 0  # answered 200: a retry after a lost answer, or a deliberate replay
+    replays_sent: int = 0  # orders sent again on purpose with their client_order_id
+    cancels: int = 0  # cancels recorded (each order once)
+    requests: Counter = field(default_factory=Counter)  # by kind: batch, single, cancel, ...
     retries: int = 0
-    waited_after_lost_answer: int = 0
     codes: Counter = field(default_factory=Counter)
     refusals: Counter = field(default_factory=Counter)
     kills: Counter = field(default_factory=Counter)
@@ -70,6 +77,18 @@ class Figures:
         with self.lock:
             for name, value in increments.items():
                 setattr(self, name, getattr(self, name) + value)
+
+    def tally(self, counter: str, key) -> None:
+        with self.lock:
+            getattr(self, counter)[key] += 1
+
+
+# What one step of a market's client does, drawn from the seed. Most orders travel in batches
+# (placed in list order, so acceptance order is still sending order); single POSTs, cancels by id
+# and by client id, cancel-all and deliberate client_order_id replays keep every door in the stream.
+STEP_KINDS = ("batch", "single", "cancel", "cancel_by_client_id", "cancel_all", "replay")
+STEP_WEIGHTS = (50, 10, 26, 8, 2, 4)
+BATCH_SIZES = (2, 50)
 
 
 class MarketRun:
@@ -84,9 +103,14 @@ class MarketRun:
         self.orders = orders
         self.figures = figures
         self.log: list[tuple[str, int]] = []  # ("n", order id) placed, ("c", order id) cancel accepted
-        self.open: list[tuple[int, int]] = []  # (order id, user id) that may still rest
+        self.open: list[tuple[int, int, str]] = []  # (order id, user id, client id) of GTC orders that may rest
         self.canceled: set[int] = set()
-        self.steps = 0
+        self.placed: dict[str, int] = {}  # client_order_id -> the order it placed
+        self.recent: list[tuple[int, list[dict]]] = []  # (user id, bodies) of accepted requests, to replay
+        self.steps = 0  # orders sent (the faults are placed by this count)
+        self.sent_requests = 0
+        self.last_send = ""  # how the last request went: for the report of a problem
+        self.trace: dict[int, str] = {}  # order id -> how its request went
         self.deadline = float("inf")  # monotonic time after which no more orders are sent
         self.prefix = f"s{seed}-{market.symbol.split('-')[0]}-"
 
@@ -96,37 +120,30 @@ class MarketRun:
         """The request until it gets an answer: a web process killed mid-request drops the connection.
 
         Returns (response, lost): ``lost`` when an earlier attempt got no answer, so it may have
-        been committed with its queue push never made (the process died in between).
+        been committed with its queue push never made (the process died in between). Sending it
+        again is the client's side of the fix: a placement replayed by its client_order_id, or a
+        cancel asked again, is queued again at once, ahead of anything this client sends next.
         """
         client = self.clients[user_id]
+        self.sent_requests += 1
+        started, errors = time.monotonic(), []
         for attempt in range(200):
             try:
-                if method == "POST":
-                    return client.post(path, body), attempt > 0
-                return client.delete(path), attempt > 0
-            except TRANSIENT:
+                answered = client.post(path, body) if method == "POST" else client.delete(path)
+                self.last_send = (
+                    f"request {self.sent_requests} {method} {path} user {user_id}: {answered.status_code} after "
+                    f"{errors or 'no error'}, {started:.3f} to {time.monotonic():.3f}"
+                )
+                return answered, attempt > 0
+            except TRANSIENT as exc:
+                errors.append(f"{type(exc).__name__} at {time.monotonic():.3f}")
                 self.figures.count(retries=1)
                 client.session.close()  # a fresh connection, accepted by a live process
         raise RuntimeError(f"{method} {path}: no answer after 200 attempts")
 
-    def settled(self, order_id: int, *, statuses) -> None:
-        """Wait until the order's status leaves ``statuses``: what a careful client does after a lost answer.
-
-        A request committed by a web process that died before pushing it onto the queue reaches
-        the engine only through the shard's sweep, seconds later; orders sent meanwhile would be
-        matched before it. Waiting keeps the engine's order the order of acceptance.
-        """
-        deadline = time.monotonic() + 300
-        while Order.objects.filter(pk=order_id, status__in=statuses).exists():
-            if time.monotonic() > deadline:
-                self.figures.failures.append(f"order {order_id}: still {statuses} 300 s after a lost answer")
-                return
-            time.sleep(0.05)
-        self.figures.count(waited_after_lost_answer=1)
-
-    def order_body(self) -> dict:
+    def order_body(self, side: str | None = None) -> dict:
         rng, market = self.rng, self.market
-        side = rng.choice(("buy", "sell"))
+        side = side or rng.choice(("buy", "sell"))
         kind = rng.choices(
             ("gtc", "ioc", "fok", "post", "market_qty", "market_quote"), weights=(44, 10, 8, 12, 16, 10)
         )[0]
@@ -157,50 +174,136 @@ class MarketRun:
         )
         return body
 
-    def place(self) -> None:
-        user = self.rng.choice(self.users)
-        body = {**self.order_body(), "client_order_id": f"{self.prefix}{self.steps}"}
-        answered, lost = self.send(user.pk, "POST", "/orders", body)
-        self.figures.count(sent=1)
-        self.figures.codes[answered.status_code] += 1
-        if answered.status_code in (200, 201):
-            order = answered.json()
-            if order["client_order_id"] != body["client_order_id"]:
-                self.figures.failures.append(f"{body}: answered with another order {order}")
-            self.log.append(("n", order["id"]))
-            self.open.append((order["id"], user.pk))
-            self.figures.count(accepted=1, replayed=int(answered.status_code == 200))
-            if lost:
-                self.settled(order["id"], statuses=("pending",))
-        elif answered.status_code < 500 and answered.status_code != 409:
-            with self.figures.lock:
-                self.figures.refusals[answered.json()["error"]["code"]] += 1
-        else:
-            self.figures.failures.append(f"{body}: {answered.status_code} {answered.content[:300]!r}")
+    def place(self, count: int) -> None:
+        """``count`` new orders of one user: one POST /orders, or one POST /orders/batch.
 
-    def cancel(self) -> None:
-        order_id, user_id = self.open.pop(self.rng.randrange(len(self.open)))
-        answered, lost = self.send(user_id, "DELETE", f"/orders/{order_id}")
-        self.figures.codes[answered.status_code] += 1
-        if answered.status_code >= 500 or answered.status_code in (404, 409):
+        A batch is one side's orders (market buys by quote aside), as a bot quoting or taking sends
+        them: a user's buys and sells in one batch would mostly meet each other, and self-trade
+        prevention, not trading, would decide the stream.
+        """
+        user = self.rng.choice(self.users)
+        side = self.rng.choice(("buy", "sell")) if count > 1 else None
+        bodies = []
+        for _ in range(count):
+            bodies.append({**self.order_body(side), "client_order_id": f"{self.prefix}{self.steps}"})
+            self.steps += 1
+        self.figures.count(sent=count)
+        self.figures.tally("requests", "batch" if count > 1 else "single")
+        accepted = self.post(user.pk, bodies, replay=False)
+        if accepted:
+            self.recent = [*self.recent[-19:], (user.pk, accepted)]
+
+    def replay(self) -> None:
+        """Send an accepted request again: every order comes back 200, the same order, nothing placed."""
+        user_id, bodies = self.recent[self.rng.randrange(len(self.recent))]
+        self.figures.count(replays_sent=len(bodies))
+        self.figures.tally("requests", "replay")
+        self.post(user_id, bodies, replay=True)
+
+    def post(self, user_id: int, bodies: list[dict], *, replay: bool) -> list[dict]:
+        """Send the orders (batched when more than one); log what was accepted. Returns the accepted bodies."""
+        if len(bodies) == 1:
+            answered, lost = self.send(user_id, "POST", "/orders", bodies[0])
+            try:
+                data = answered.json()
+            except ValueError:
+                data = {"error": {"code": "not_json", "message": answered.text[:300]}}
+            code = answered.status_code
+            results = [{"status": code, "order": data} if code in (200, 201) else {"status": code, **data}]
+        else:
+            answered, lost = self.send(user_id, "POST", "/orders/batch", {"orders": bodies})
+            if answered.status_code != 200:
+                self.figures.failures.append(f"batch: {answered.status_code} {answered.content[:300]!r}")
+                return []
+            results = answered.json()["results"]
+        accepted, new = [], []
+        for body, result in zip(bodies, results, strict=True):
+            status, cid = result["status"], body["client_order_id"]
+            self.figures.tally("codes", status)
+            if status not in (200, 201):
+                if status >= 500 or status == 409 or replay:
+                    self.figures.failures.append(f"{body}: {status} {result!r:.300}")
+                else:
+                    self.figures.tally("refusals", result["error"]["code"])
+                continue
+            order = result["order"]
+            if order["client_order_id"] != cid:
+                self.figures.failures.append(f"{body}: answered with another order {order}")
+                continue
+            if cid in self.placed:
+                if status != 200 or order["id"] != self.placed[cid]:
+                    self.figures.failures.append(f"{body}: placed again as {order['id']} ({status})")
+                self.figures.count(replayed=1)
+                continue
+            if status == 200 and not lost:
+                self.figures.failures.append(f"{body}: 200 for a client_order_id never used, with no answer lost")
+            self.placed[cid] = order["id"]
+            new.append(order["id"])
+            self.trace[order["id"]] = f"{cid} {status} in {self.last_send}"
+            if body["type"] == "limit" and body["time_in_force"] == "GTC":
+                self.open.append((order["id"], user_id, cid))
+            self.figures.count(accepted=1, replayed=int(status == 200))
+            accepted.append(body)
+        # Accepted in the order of their ids, not always the list's: after a lost answer the retry
+        # answers 200 for what the lost attempt placed and 201 for what that attempt refused and
+        # this one placed (a market order refused for want of a price, say), which came later.
+        self.log += [("n", order_id) for order_id in sorted(new)]
+        return accepted
+
+    def cancel(self, *, by_client_id: bool) -> None:
+        order_id, user_id, cid = self.open.pop(self.rng.randrange(len(self.open)))
+        path = f"/orders/by-client-id/{cid}" if by_client_id else f"/orders/{order_id}"
+        self.figures.tally("requests", "cancel_by_client_id" if by_client_id else "cancel")
+        answered, lost = self.send(user_id, "DELETE", path)
+        self.figures.tally("codes", answered.status_code)
+        if answered.status_code == 202:
+            self.cancel_recorded([order_id])
+        elif answered.status_code != 400:
             self.figures.failures.append(f"cancel {order_id}: {answered.status_code} {answered.content[:300]!r}")
-        # Accepted means recorded: a lost answer may hide a 202 behind a later "already canceled".
-        requested = Order.objects.filter(pk=order_id).values_list("cancel_requested_at", flat=True).first()
-        if requested is not None and order_id not in self.canceled:
-            self.canceled.add(order_id)
-            self.log.append(("c", order_id))
-            self.figures.count(cancels=1)
-            if lost:
-                self.settled(order_id, statuses=("pending", "open", "partially_filled"))
+        elif lost and Order.objects.filter(pk=order_id, cancel_requested_at__isnull=False).exists():
+            # The lost attempt was recorded and the order has ended since: "already canceled".
+            self.cancel_recorded([order_id])
+
+    def cancel_all(self) -> None:
+        """DELETE /orders?symbol=: every live order of one user in this market."""
+        user = self.rng.choice(self.users)
+        self.figures.tally("requests", "cancel_all")
+        answered, _ = self.send(user.pk, "DELETE", f"/orders?symbol={self.market.symbol}")
+        self.figures.tally("codes", answered.status_code)
+        if answered.status_code != 202:
+            self.figures.failures.append(f"cancel all: {answered.status_code} {answered.content[:300]!r}")
+        # Which orders it asked to cancel (this thread alone cancels in this market), in the order
+        # they were queued: by id.
+        asked = (
+            Order.objects.filter(market=self.market, user=user, cancel_requested_at__isnull=False)
+            .exclude(pk__in=self.canceled)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        self.cancel_recorded(list(asked))
+        self.open = [entry for entry in self.open if entry[0] not in self.canceled]
+
+    def cancel_recorded(self, order_ids: list[int]) -> None:
+        for order_id in order_ids:
+            if order_id not in self.canceled:
+                self.canceled.add(order_id)
+                self.log.append(("c", order_id))
+                self.figures.count(cancels=1)
 
     def run(self) -> None:
         try:
             while self.steps < self.orders and time.monotonic() < self.deadline:
-                if self.open and self.rng.random() < 0.25:
-                    self.cancel()
+                kind = self.rng.choices(STEP_KINDS, weights=STEP_WEIGHTS)[0]
+                if kind in ("cancel", "cancel_by_client_id") and self.open:
+                    self.cancel(by_client_id=kind == "cancel_by_client_id")
+                elif kind == "cancel_all":
+                    self.cancel_all()
+                elif kind == "replay" and self.recent:
+                    self.replay()
+                elif kind == "batch":
+                    self.place(min(self.rng.randint(*BATCH_SIZES), self.orders - self.steps))
                 else:
-                    self.place()
-                    self.steps += 1
+                    self.place(1)
                 if len(self.open) > 400:  # orders long gone from the book: forget the oldest
                     del self.open[:100]
         except Exception as exc:  # noqa: BLE001 - reported with the run's figures
@@ -230,8 +333,8 @@ class Chaos:
         self.shard_down_since = 0.0
 
     def step(self, done: int, figures: Figures) -> None:
-        # Back after its share of the stream, or after a minute: clients waiting on the engine
-        # after a lost answer send nothing meanwhile, and the count would not move.
+        # Back after its share of the stream (the restart itself takes seconds, while the clients
+        # go on), or after a minute at most.
         if self.shard_down_until is not None and (
             done >= self.shard_down_until or time.monotonic() - self.shard_down_since > 60
         ):
@@ -351,12 +454,13 @@ def stream_run(
         "seed": seed,
         "orders_sent": figures.sent,
         "orders_accepted": figures.accepted,
-        "accepted_again_after_a_lost_answer": figures.replayed,
+        "answered_200_replay": figures.replayed,
+        "orders_replayed_on_purpose": figures.replays_sent,
         "cancels_accepted": figures.cancels,
+        "requests": dict(sorted(figures.requests.items())),
         "refused": dict(figures.refusals),
         "http_codes": dict(sorted(figures.codes.items())),
         "retried_requests": figures.retries,
-        "waited_after_a_lost_answer": figures.waited_after_lost_answer,
         "trades": trades,
         "kills": dict(figures.kills),
         "markets": markets,
@@ -452,9 +556,20 @@ def market_against_model(run: MarketRun) -> list[str]:
             f"{symbol}: trades differ from the model at #{at} of {len(stored)} vs {len(expected)}: "
             f"{stored[at : at + 3]} vs {expected[at : at + 3]}"
         )
-    sequences = [rows[oid]["sequence"] for kind, oid in run.log if kind == "n"]
+    placed = [oid for kind, oid in run.log if kind == "n"]
+    sequences = [rows[oid]["sequence"] for oid in placed]
     if sequences != sorted(sequences) or None in sequences:
         problems.append(f"{symbol}: the engine saw orders out of their order of acceptance")
+        at = next(
+            (i for i, (a, b) in enumerate(zip(sequences, sequences[1:], strict=False)) if None in (a, b) or b < a),
+            len(placed) - 1,
+        )
+        for oid in placed[max(0, at - 2) : at + 3]:
+            row = rows[oid]
+            problems.append(
+                f"{symbol} accepted #{placed.index(oid)}: order {oid} sequence {row['sequence']} created "
+                f"{row['created_at']} {row['status']}; {run.trace.get(oid)}"
+            )
     for order_id, update in last.items():
         row = rows[order_id]
         status, filled, reason, hold = (

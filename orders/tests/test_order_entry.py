@@ -97,6 +97,8 @@ def test_cancel_all_asks_once_per_live_order_and_journals_it(trader, funded):
     assert response.status_code == 202 and response.json() == {"canceled": 3}
     assert queued()[-3:] == [f"c:{i}".encode() for i in ids]
     assert client.delete("/api/v1/orders").json() == {"canceled": 0}  # asked already: nothing new
+    assert queued()[-3:] == [f"c:{i}".encode() for i in ids]  # but queued again: it may be a retry
+    assert OrderEvent.objects.filter(type="cancel_requested").count() == 3
     assert Order.objects.filter(user=other, cancel_requested_at__isnull=True).count() == 1
     events = OrderEvent.objects.filter(type="cancel_requested").order_by("order_id")
     assert [(e.order_id, e.remaining_quantity, e.price, e.quantity) for e in events] == [
