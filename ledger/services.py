@@ -414,6 +414,14 @@ def asset_get_or_create(*, code: str, precision: int | None = None, name: str = 
 _account_ids: dict[tuple[int, int, str], int] = {}
 
 
+class FundsMoved(InsufficientFunds):
+    """An available balance read without a lock fell below what ``holds_post`` is to hold: nothing was
+    written, and the caller's transaction must be rolled back (the caller reads again, locked)."""
+
+    def __init__(self):
+        super().__init__("funds")
+
+
 @dataclass(slots=True)
 class HoldAccounts:
     """One user's available and locked accounts of an asset, locked, with the available balance read under the lock."""
@@ -424,11 +432,13 @@ class HoldAccounts:
     available: Decimal
 
 
-def hold_accounts_lock(*, wanted: Iterable[tuple[int, Asset]]) -> dict[tuple[int, int], HoldAccounts]:
-    """Lock the available and locked accounts of each (user id, asset) in ``wanted`` (created if missing),
-    all in one SELECT ... FOR UPDATE in id order, whatever users they belong to.
+def hold_accounts_read(*, wanted: Iterable[tuple[int, Asset]], lock: bool) -> dict[tuple[int, int], HoldAccounts]:
+    """The available and locked accounts of each (user id, asset) in ``wanted`` (created if missing),
+    read in one SELECT in id order, whatever users they belong to; with ``lock``, ... FOR UPDATE (call
+    inside the caller's transaction), else the last committed balances, which ``holds_post`` checks
+    again under its own lock.
 
-    Call inside the caller's transaction. Returns {(user_id, asset_id): HoldAccounts}.
+    Returns {(user_id, asset_id): HoldAccounts}.
     """
     pairs = {(user_id, asset.id): asset for user_id, asset in wanted}
     for _ in range(2):
@@ -445,7 +455,8 @@ def hold_accounts_lock(*, wanted: Iterable[tuple[int, Asset]]) -> dict[tuple[int
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, user_id, asset_id, kind, balance FROM {LedgerAccount._meta.db_table} "
-                f"WHERE id IN ({', '.join(str(int(i)) for i in sorted(ids.values()))}) ORDER BY id FOR UPDATE"
+                f"WHERE id IN ({', '.join(str(int(i)) for i in sorted(ids.values()))}) ORDER BY id"
+                + (" FOR UPDATE" if lock else "")
             )
             rows = {row[0]: row for row in cursor.fetchall()}
         stale = [key for key, account_id in ids.items() if rows.get(account_id, (None,))[1:4] != key]
@@ -468,10 +479,13 @@ def holds_post(
     *, accounts: dict[tuple[int, int], HoldAccounts], holds: Sequence[tuple[tuple[int, int], Decimal, str]]
 ) -> None:
     """Post hold transfers (available -> locked), ``holds`` = [((user_id, asset_id), amount, reference)], on
-    accounts locked by ``hold_accounts_lock`` in this transaction: one INSERT and one UPDATE.
+    accounts read by ``hold_accounts_read`` (locked or not): one UPDATE and one INSERT, in the caller's
+    transaction.
 
-    Refuses the whole set (InsufficientFunds, nothing written) if an available balance would go below
-    zero; callers decide beforehand which orders fit, so this is the ledger's own guard.
+    Refuses the whole set if an available balance would go below zero: InsufficientFunds by the
+    balances read, FundsMoved when the balance changed since an unlocked read (the caller's
+    transaction must then roll back). Callers decide beforehand which orders fit, so this is the
+    ledger's own guard.
     """
     if not holds:
         return
@@ -504,9 +518,19 @@ def holds_post(
         account = accounts[key]
         cases.append("WHEN %s THEN %s WHEN %s THEN %s")
         case_params += [account.available_id, -total, account.locked_id, total]
-        account.available -= total
     touched = [i for key in totals for i in (accounts[key].available_id, accounts[key].locked_id)]
+    change = f"CASE id {' '.join(cases)} END"
     with connection.cursor() as cursor:
+        # The balances first, each row only if it stays at or above zero: the rows are locked from
+        # here to the commit, two statements later, and a balance that moved since it was read
+        # (unlocked) is caught here rather than trusted.
+        cursor.execute(
+            f"UPDATE {LedgerAccount._meta.db_table} SET balance = balance + {change} "
+            f"WHERE id IN ({', '.join(str(int(i)) for i in touched)}) AND balance + {change} >= 0",
+            case_params + case_params,
+        )
+        if cursor.rowcount != len(touched):
+            raise FundsMoved()
         try:
             cursor.execute(
                 f"INSERT INTO {Transfer._meta.db_table} (asset_id, debit_account_id, credit_account_id, amount, "
@@ -515,8 +539,5 @@ def holds_post(
             )
         except IntegrityError as exc:
             raise RuleViolation("duplicate_reference", "This operation was already recorded.", status_code=409) from exc
-        cursor.execute(
-            f"UPDATE {LedgerAccount._meta.db_table} SET balance = balance + CASE id {' '.join(cases)} END "
-            f"WHERE id IN ({', '.join(str(int(i)) for i in touched)})",
-            case_params,
-        )
+    for key, total in totals.items():
+        accounts[key].available -= total

@@ -20,7 +20,7 @@ from exchange_site.errors import NotFound, RuleViolation
 from exchange_site.local_cache import VersionedCache
 from ledger.amounts import amount_parse
 from ledger.models import Asset
-from ledger.services import InsufficientFunds, asset_get_or_create, hold_accounts_lock, holds_post
+from ledger.services import FundsMoved, InsufficientFunds, asset_get_or_create, hold_accounts_read, holds_post
 from matching.queue import CANCEL, PLACE, commands_push, market_status_changed, shard_alive, top_of_book_get
 
 from . import journal
@@ -644,18 +644,30 @@ def _naive(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment is not None else None
 
 
-@retry_on_deadlock
 def _drafts_place(*, entries: list[tuple[object, dict[int, _Draft]]]) -> list[dict[int, Order | RuleViolation]]:
     """Hold and insert the drafts that fit their users' funds, in order, in one durable transaction.
 
     ``entries`` = [(user, {request index: draft})]; returns {request index: order or error} per entry.
+    The balances are read without a lock and the accounts locked only by the hold's UPDATE, two
+    statements before the commit: the shard's settlement waits on those rows, so they stay locked
+    for as short a time as possible. When a balance moved between the read and the UPDATE, the
+    transaction is rolled back and the drafts placed again with the accounts locked first.
     """
-    outcomes: list[dict[int, Order | RuleViolation]] = [{} for _ in entries]
     wanted = {(user.pk, draft.hold_asset.id): draft.hold_asset for user, drafts in entries for draft in drafts.values()}
     if not wanted:
-        return outcomes
+        return [{} for _ in entries]
+    try:
+        return _drafts_hold(entries=entries, wanted=wanted, lock_first=False)
+    except FundsMoved:
+        return _drafts_hold(entries=entries, wanted=wanted, lock_first=True)
+
+
+@retry_on_deadlock
+def _drafts_hold(*, entries, wanted: dict, lock_first: bool) -> list[dict[int, Order | RuleViolation]]:
+    outcomes: list[dict[int, Order | RuleViolation]] = [{} for _ in entries]
     with transaction.atomic(durable=True):
-        accounts = hold_accounts_lock(wanted=[(user_id, asset) for (user_id, _), asset in wanted.items()])
+        pairs = [(user_id, asset) for (user_id, _), asset in wanted.items()]
+        accounts = hold_accounts_read(wanted=pairs, lock=lock_first)
         left = {key: account.available for key, account in accounts.items()}
         fits: list[tuple[int, int, object, _Draft]] = []  # (entry number, request index, user, draft)
         for number, (user, drafts) in enumerate(entries):
@@ -670,6 +682,7 @@ def _drafts_place(*, entries: list[tuple[object, dict[int, _Draft]]]) -> list[di
             return outcomes
         now = timezone.now()
         orders = _orders_insert(fits=[(user, draft) for _, _, user, draft in fits], now=now)
+        journal.orders_accepted_insert(orders=orders, now=now)
         holds_post(
             accounts=accounts,
             holds=[
@@ -677,7 +690,6 @@ def _drafts_place(*, entries: list[tuple[object, dict[int, _Draft]]]) -> list[di
                 for order, (_, _, user, draft) in zip(orders, fits, strict=True)
             ],
         )
-        journal.orders_accepted_insert(orders=orders, now=now)
         transaction.on_commit(partial(_commands_push, kind=PLACE, orders=orders), robust=True)
     for order, (number, index, _, _) in zip(orders, fits, strict=True):
         outcomes[number][index] = order

@@ -1,11 +1,13 @@
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 
 from exchange_site.errors import RuleViolation
 from ledger.models import ImmutableError, LedgerAccount, Transfer
 from ledger.selectors import balance_of, balances_for_user
 from ledger.services import (
+    FundsMoved,
     InsufficientFunds,
     asset_get,
     balance_adjust,
@@ -14,6 +16,8 @@ from ledger.services import (
     funds_release,
     funds_settle,
     funds_withdraw,
+    hold_accounts_read,
+    holds_post,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.bare_holds]
@@ -126,3 +130,20 @@ def test_adjustment_records_operator_and_requires_reason(user, usd):
     assert transfer.created_by == operator
     assert "goodwill ticket 7" in transfer.memo
     assert balance_of(user=user, asset_code="USD") == Decimal("3")
+
+
+def test_a_hold_on_balances_read_before_they_moved_is_refused_and_writes_nothing(user, usd):
+    funds_deposit(user=user, asset=usd, amount="100")
+    stale = hold_accounts_read(wanted=[(user.pk, usd)], lock=False)  # sees 100 available
+    with transaction.atomic():  # meanwhile another hold takes 70
+        fresh = hold_accounts_read(wanted=[(user.pk, usd)], lock=True)
+        holds_post(accounts=fresh, holds=[((user.pk, usd.id), Decimal(70), "hold:first")])
+    with pytest.raises(FundsMoved), transaction.atomic():
+        holds_post(accounts=stale, holds=[((user.pk, usd.id), Decimal(50), "hold:stale")])
+    assert balances(user)["USD"] == (Decimal(30), Decimal(70))
+    assert not Transfer.objects.filter(reference="hold:stale").exists()
+
+    # What still fits is held from the same stale read: the guard is on the balance, not the read.
+    with transaction.atomic():
+        holds_post(accounts=stale, holds=[((user.pk, usd.id), Decimal(30), "hold:rest")])
+    assert balances(user)["USD"] == (Decimal(0), Decimal(100))
