@@ -18,10 +18,12 @@ Threads (pipelined mode, as the shard process runs it):
 
 Exclusive ownership and fencing: a MariaDB named lock (GET_LOCK) per shard. A second process
 started for the same shard waits on it (a standby) and takes over when the holder's lock
-connection goes away (the process died, or its connection was killed or cut). Every commit first
-checks, inside its transaction, that the lock is still held by this process's lock connection and
-locks the shard's ShardLease row; a process that has just taken the lock locks that row before
-it reads the books, so it waits for any commit its predecessor still has under way. A worker that
+connection goes away (the process died, or its connection was killed or cut). Every commit proves,
+inside its transaction and before it writes anything, that the lock is still held by this process's
+lock connection, and share-locks the shard's ShardLease row until it ends: the batch's order UPDATE
+joins that row on that condition (``fence``), so the proof costs no round trip of its own. A process
+that has just taken the lock locks that row for update before it reads the books, so it waits for
+any commit its predecessor still has under way. A worker that
 finds it lost the lock (at a commit, or in its once-a-second heartbeat) writes nothing more, drops
 its books and goes back to waiting. While active it keeps ``shard:K:alive`` set in Redis.
 
@@ -73,7 +75,16 @@ from marketdata import presence, publish
 from monitoring.recorders import shard_batch_record
 from orders.models import Market, Order, Trade
 from orders.serializers import dec, fills_of_trade, iso, order_fixed_data, order_state_data, trade_public_data
-from orders.settlement import Batch, Fill, LiveOrder, PreparedBatch, SettledTrade, batch_prepare, batch_write
+from orders.settlement import (
+    Batch,
+    Fence,
+    Fill,
+    LiveOrder,
+    PreparedBatch,
+    SettledTrade,
+    batch_prepare,
+    batch_write,
+)
 
 from . import queue
 from .engine import OrderBook, OrderUpdate
@@ -324,12 +335,26 @@ class ShardWorker:
         if holder != self.lock_holder:
             raise ShardLockLost(f"shard {self.shard}: the lock is held by connection {holder}, not by this process")
 
-    def fence(self) -> None:
-        """Run first in every settlement transaction: only the lock's holder may write the shard's books.
+    def fence(self) -> Fence:
+        """The proof every settlement transaction gives that only the lock's holder writes the shard's books.
 
-        Locks the shard's lease row until the commit, so a process that takes the lock after this
-        check waits (``_lease_barrier``) until this transaction has ended before it reads anything.
+        The batch's order UPDATE joins the shard's lease row on the condition that the lock is still held
+        by this process's lock connection (``Fence``): it writes nothing otherwise, and keeps the row
+        share-locked until the commit, so a process that takes the lock after this check waits
+        (``_lease_barrier`` locks the row for update) until this transaction has ended before it reads
+        anything.
         """
+        if self.lock_holder is None:
+            raise self._lock_lost()
+        return Fence(
+            join=f"JOIN {ShardLease._meta.db_table} fence ON fence.shard = %s AND IS_USED_LOCK(%s) = %s",
+            params=(self.shard, self.lock_name, self.lock_holder),
+            check=self.fence_check,
+            lost=self._lock_lost,
+        )
+
+    def fence_check(self) -> None:
+        """The same proof as a statement of its own, for a transaction without order rows."""
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT IS_USED_LOCK(%s) FROM {ShardLease._meta.db_table} WHERE shard = %s FOR UPDATE",
@@ -337,7 +362,10 @@ class ShardWorker:
             )
             row = cursor.fetchone()
         if row is None or self.lock_holder is None or row[0] != self.lock_holder:
-            raise ShardLockLost(f"shard {self.shard}: lost the shard lock; nothing of this batch is written")
+            raise self._lock_lost()
+
+    def _lock_lost(self) -> ShardLockLost:
+        return ShardLockLost(f"shard {self.shard}: lost the shard lock; nothing of this batch is written")
 
     def _lease_barrier(self) -> None:
         ShardLease.objects.get_or_create(shard=self.shard)
@@ -752,7 +780,7 @@ class ShardWorker:
 
     def commit(self, item: CommitItem) -> None:
         started = time.perf_counter()
-        trades = batch_write(prepared=item.prepared, fence=self.fence)
+        trades = batch_write(prepared=item.prepared, fence=self.fence())
         item.commit_seconds = time.perf_counter() - started
         self.in_flight -= item.order_ids
         self.stats["batches"] += 1

@@ -142,6 +142,23 @@ class PreparedBatch:
     event_rows: list[str] = field(default_factory=list)  # the order journal's rows (orders/journal.py)
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What proves, inside a batch's transaction, that its writer may still write.
+
+    ``join`` is a JOIN clause (with ``params``) that finds exactly one row while the writer may write and
+    none once it may not. The UPDATE of the batch's order rows joins it: the proof costs no round trip of
+    its own, the statement changes nothing when it fails, and the row stays share-locked until the
+    commit, so whoever takes over and locks that row for update waits for the commit. ``check`` is the
+    same proof as a statement of its own, for a batch without order rows; ``lost`` the error to raise.
+    """
+
+    join: str
+    params: tuple
+    check: Callable[[], None]
+    lost: Callable[[], Exception]
+
+
 def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[SettledTrade]:
     """Settle one engine batch in one transaction. Returns the trades written (with ids)."""
     return batch_write(prepared=batch_prepare(batch=batch, markets=markets))
@@ -258,19 +275,20 @@ def batch_prepare(
     )
 
 
-def batch_write(*, prepared: PreparedBatch, fence: Callable[[], None] | None = None) -> list[SettledTrade]:
+def batch_write(*, prepared: PreparedBatch, fence: Fence | None = None) -> list[SettledTrade]:
     """The one transaction: order rows, trades, ledger transfers.
 
-    ``fence`` runs first inside the transaction and raises when the caller may no longer write
-    (the shard worker proves it still holds its shard's lock); nothing is written then.
+    ``fence`` proves the caller may still write (the shard worker: it still holds its shard's lock)
+    before anything else is written, or raises and nothing is written.
     The ledger comes last: its account rows are the ones order placement and other shards (the
     fee accounts) wait for, so they stay locked only for the transfers and the commit.
     """
     trades = prepared.trades
     with transaction.atomic(durable=True):
-        if fence is not None:
-            fence()
-        _orders_update(prepared.order_rows)
+        if prepared.order_rows:
+            _orders_update(prepared.order_rows, fence)
+        elif fence is not None:
+            fence.check()
         # After the order rows are locked by the update: a cancel request's event can't slip in between.
         journal.events_insert(prepared.event_rows)
         ids = insert_rows(
@@ -309,10 +327,8 @@ TRADE_COLUMNS = [
 ]
 
 
-def _orders_update(rows: list[str]) -> None:
-    """One UPDATE ... JOIN for every order row the batch changed."""
-    if not rows:
-        return
+def _orders_update(rows: list[str], fence: Fence | None) -> None:
+    """One UPDATE ... JOIN for every order row the batch changed; with ``fence``, it proves it first."""
     table = Order._meta.db_table
     with connection.cursor() as cursor:
         raw = connection.connection
@@ -344,8 +360,13 @@ def _orders_update(rows: list[str]) -> None:
         cursor.execute(
             # Driven by the small table: a scan of the orders table would wait on rows that
             # concurrent order placements are inserting.
-            f"UPDATE settle_orders s STRAIGHT_JOIN {table} o ON o.id = s.id SET o.status = s.status,"
+            f"UPDATE settle_orders s STRAIGHT_JOIN {table} o ON o.id = s.id {fence.join if fence else ''}"
+            " SET o.status = s.status,"
             " o.filled_quantity = s.filled_quantity, o.filled_quote = s.filled_quote,"
             " o.hold_remaining = s.hold_remaining, o.sequence = s.sequence, o.reject_reason = s.reject_reason,"
-            " o.updated_at = s.updated_at"
+            " o.updated_at = s.updated_at",
+            fence.params if fence else None,
         )
+        # Rows matched, changed or not (the connection counts found rows): none when the fence row was not found.
+        if fence is not None and cursor.rowcount == 0:
+            raise fence.lost()
