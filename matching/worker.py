@@ -138,7 +138,7 @@ LIVE_FIELDS = (
 # What settlement writes: a pending order has none of it yet, so it is not read, only set.
 SETTLED_FIELDS = ("updated_at", "status", "filled_quantity", "filled_quote", "sequence", "reject_reason")
 PENDING_FIELDS = tuple(field for field in LIVE_FIELDS if field not in SETTLED_FIELDS)
-ZERO = Decimal(0)
+ZERO, ONE = Decimal(0), Decimal(1)
 
 
 def pending_orders(ids) -> list[LiveOrder]:
@@ -166,8 +166,28 @@ def pending_orders(ids) -> list[LiveOrder]:
         if order.expire_at is not None:
             order.expire_at = order.expire_at.replace(tzinfo=UTC)
         order.post_only = bool(order.post_only)
+        order.price, order.quantity, order.quote_quantity = (
+            short(order.price),
+            short(order.quantity),
+            short(order.quote_quantity),
+        )
+        order.hold_remaining, order.protection_price = short(order.hold_remaining), short(order.protection_price)
         out.append(order)
     return out
+
+
+def short(value: Decimal | None) -> Decimal | None:
+    """The same amount without the column's 18 trailing decimal places (exact: the context keeps 60 digits).
+
+    Settlement renders every figure it derives from an order as SQL text: a price of 100.000000000000000000 made
+    each event, order and trade row carry figures of up to 36 decimals (a price times a quantity), which
+    MariaDB parsed and then rounded back to 18.
+    """
+    if value is None:
+        return None
+    value = value.normalize()
+    # 100 normalizes to 1E+2: kept as 100, so no figure is ever written with an exponent.
+    return value if value.as_tuple().exponent <= 0 else value.quantize(ONE)
 
 
 def database_down(exc: BaseException | None) -> bool:
@@ -223,9 +243,10 @@ class MarketState:
     def __init__(self, market: Market):
         self.market = market
         self.book = OrderBook(market.symbol)
-        self.tick = market.tick_size
-        self.lot = market.lot_size
-        self.notional_unit = market.tick_size * market.lot_size
+        # Without the column's trailing zeros (``short``): every price and size of a fill is made from these.
+        self.tick = short(market.tick_size)
+        self.lot = short(market.lot_size)
+        self.notional_unit = self.tick * self.lot
         self.next_trade_sequence = 1
         # Remembered: a Decimal division per order and fill is a measurable share of a batch, and
         # prices and sizes repeat.
@@ -418,6 +439,8 @@ class ShardWorker:
         )
         for values in rows.iterator(chunk_size=5000):
             live = LiveOrder(**dict(zip(LIVE_FIELDS, values, strict=True)))
+            for name in ("price", "quantity", "quote_quantity", "filled_quantity", "filled_quote", "hold_remaining"):
+                setattr(live, name, short(getattr(live, name)))
             state = self.markets[live.market_id]
             live.remaining = live.quantity - live.filled_quantity
             try:
