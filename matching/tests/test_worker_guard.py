@@ -18,7 +18,6 @@ from matching import queue
 from matching.tests.factories import pending_order_create
 from matching.worker import ShardLockLost, ShardWorker
 from orders import journal
-from orders.journal import events_insert
 from orders.models import Order, Trade
 from orders.services import market_set_status, order_cancel, order_place
 from orders.tests.factories import MarketFactory
@@ -216,9 +215,10 @@ def test_a_commit_under_way_keeps_a_successor_from_reading_until_it_ends(worker,
     place(seller, side="sell", price="100", quantity="0.1")
     place(buyer, side="buy", price="100", quantity="0.1")
     seen = []
+    batch_events_insert = journal.batch_events_insert
 
-    def successor_barrier(rendered):
-        # Called inside the batch's transaction, right after the order UPDATE.
+    def successor_barrier(**batch):
+        # Called inside the batch's transaction, after the order UPDATE.
         db = connection.settings_dict
         other = server_connect(db, database=db["NAME"])
         try:
@@ -229,9 +229,9 @@ def test_a_commit_under_way_keeps_a_successor_from_reading_until_it_ends(worker,
                 seen.append(waited.value.args[0])
         finally:
             other.close()
-        events_insert(rendered)
+        batch_events_insert(**batch)
 
-    monkeypatch.setattr(journal, "events_insert", successor_barrier)
+    monkeypatch.setattr(journal, "batch_events_insert", successor_barrier)
     drain(worker)
     assert seen == [1205]  # lock wait timeout: the successor would have waited
     assert Trade.objects.count() == 1
