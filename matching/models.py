@@ -2,7 +2,8 @@ from django.db import models
 
 
 class ShardLease(models.Model):
-    """One row per shard, locked by every settlement transaction of the shard (FOR UPDATE).
+    """One row per shard, locked by every settlement transaction of the shard until it ends (the
+    order UPDATE joins it, which share-locks it; a batch without order rows reads it FOR UPDATE).
 
     A process that has just taken the shard's lock locks this row before it reads the books, so it
     waits for a commit the previous holder may still have under way and rebuilds from what that

@@ -18,10 +18,12 @@ Threads (pipelined mode, as the shard process runs it):
 
 Exclusive ownership and fencing: a MariaDB named lock (GET_LOCK) per shard. A second process
 started for the same shard waits on it (a standby) and takes over when the holder's lock
-connection goes away (the process died, or its connection was killed or cut). Every commit first
-checks, inside its transaction, that the lock is still held by this process's lock connection and
-locks the shard's ShardLease row; a process that has just taken the lock locks that row before
-it reads the books, so it waits for any commit its predecessor still has under way. A worker that
+connection goes away (the process died, or its connection was killed or cut). Every commit proves,
+inside its transaction and before it writes anything, that the lock is still held by this process's
+lock connection, and share-locks the shard's ShardLease row until it ends: the batch's order UPDATE
+joins that row on that condition (``fence``), so the proof costs no round trip of its own. A process
+that has just taken the lock locks that row for update before it reads the books, so it waits for
+any commit its predecessor still has under way. A worker that
 finds it lost the lock (at a commit, or in its once-a-second heartbeat) writes nothing more, drops
 its books and goes back to waiting. While active it keeps ``shard:K:alive`` set in Redis.
 
@@ -73,7 +75,16 @@ from marketdata import presence, publish
 from monitoring.recorders import shard_batch_record
 from orders.models import Market, Order, Trade
 from orders.serializers import dec, fills_of_trade, iso, order_fixed_data, order_state_data, trade_public_data
-from orders.settlement import Batch, Fill, LiveOrder, PreparedBatch, SettledTrade, batch_prepare, batch_write
+from orders.settlement import (
+    Batch,
+    Fence,
+    Fill,
+    LiveOrder,
+    PreparedBatch,
+    SettledTrade,
+    batch_prepare,
+    batch_write,
+)
 
 from . import queue
 from .engine import OrderBook, OrderUpdate
@@ -127,7 +138,7 @@ LIVE_FIELDS = (
 # What settlement writes: a pending order has none of it yet, so it is not read, only set.
 SETTLED_FIELDS = ("updated_at", "status", "filled_quantity", "filled_quote", "sequence", "reject_reason")
 PENDING_FIELDS = tuple(field for field in LIVE_FIELDS if field not in SETTLED_FIELDS)
-ZERO = Decimal(0)
+ZERO, ONE = Decimal(0), Decimal(1)
 
 
 def pending_orders(ids) -> list[LiveOrder]:
@@ -155,8 +166,28 @@ def pending_orders(ids) -> list[LiveOrder]:
         if order.expire_at is not None:
             order.expire_at = order.expire_at.replace(tzinfo=UTC)
         order.post_only = bool(order.post_only)
+        order.price, order.quantity, order.quote_quantity = (
+            short(order.price),
+            short(order.quantity),
+            short(order.quote_quantity),
+        )
+        order.hold_remaining, order.protection_price = short(order.hold_remaining), short(order.protection_price)
         out.append(order)
     return out
+
+
+def short(value: Decimal | None) -> Decimal | None:
+    """The same amount without the column's 18 trailing decimal places (exact: the context keeps 60 digits).
+
+    Settlement renders every figure it derives from an order as SQL text: a price of 100.000000000000000000 made
+    each event, order and trade row carry figures of up to 36 decimals (a price times a quantity), which
+    MariaDB parsed and then rounded back to 18.
+    """
+    if value is None:
+        return None
+    value = value.normalize()
+    # 100 normalizes to 1E+2: kept as 100, so no figure is ever written with an exponent.
+    return value if value.as_tuple().exponent <= 0 else value.quantize(ONE)
 
 
 def database_down(exc: BaseException | None) -> bool:
@@ -212,9 +243,10 @@ class MarketState:
     def __init__(self, market: Market):
         self.market = market
         self.book = OrderBook(market.symbol)
-        self.tick = market.tick_size
-        self.lot = market.lot_size
-        self.notional_unit = market.tick_size * market.lot_size
+        # Without the column's trailing zeros (``short``): every price and size of a fill is made from these.
+        self.tick = short(market.tick_size)
+        self.lot = short(market.lot_size)
+        self.notional_unit = self.tick * self.lot
         self.next_trade_sequence = 1
         # Remembered: a Decimal division per order and fill is a measurable share of a batch, and
         # prices and sizes repeat.
@@ -324,12 +356,26 @@ class ShardWorker:
         if holder != self.lock_holder:
             raise ShardLockLost(f"shard {self.shard}: the lock is held by connection {holder}, not by this process")
 
-    def fence(self) -> None:
-        """Run first in every settlement transaction: only the lock's holder may write the shard's books.
+    def fence(self) -> Fence:
+        """The proof every settlement transaction gives that only the lock's holder writes the shard's books.
 
-        Locks the shard's lease row until the commit, so a process that takes the lock after this
-        check waits (``_lease_barrier``) until this transaction has ended before it reads anything.
+        The batch's order UPDATE joins the shard's lease row on the condition that the lock is still held
+        by this process's lock connection (``Fence``): it writes nothing otherwise, and keeps the row
+        share-locked until the commit, so a process that takes the lock after this check waits
+        (``_lease_barrier`` locks the row for update) until this transaction has ended before it reads
+        anything.
         """
+        if self.lock_holder is None:
+            raise self._lock_lost()
+        return Fence(
+            join=f"JOIN {ShardLease._meta.db_table} fence ON fence.shard = %s AND IS_USED_LOCK(%s) = %s",
+            params=(self.shard, self.lock_name, self.lock_holder),
+            check=self.fence_check,
+            lost=self._lock_lost,
+        )
+
+    def fence_check(self) -> None:
+        """The same proof as a statement of its own, for a transaction without order rows."""
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT IS_USED_LOCK(%s) FROM {ShardLease._meta.db_table} WHERE shard = %s FOR UPDATE",
@@ -337,7 +383,10 @@ class ShardWorker:
             )
             row = cursor.fetchone()
         if row is None or self.lock_holder is None or row[0] != self.lock_holder:
-            raise ShardLockLost(f"shard {self.shard}: lost the shard lock; nothing of this batch is written")
+            raise self._lock_lost()
+
+    def _lock_lost(self) -> ShardLockLost:
+        return ShardLockLost(f"shard {self.shard}: lost the shard lock; nothing of this batch is written")
 
     def _lease_barrier(self) -> None:
         ShardLease.objects.get_or_create(shard=self.shard)
@@ -390,6 +439,8 @@ class ShardWorker:
         )
         for values in rows.iterator(chunk_size=5000):
             live = LiveOrder(**dict(zip(LIVE_FIELDS, values, strict=True)))
+            for name in ("price", "quantity", "quote_quantity", "filled_quantity", "filled_quote", "hold_remaining"):
+                setattr(live, name, short(getattr(live, name)))
             state = self.markets[live.market_id]
             live.remaining = live.quantity - live.filled_quantity
             try:
@@ -753,7 +804,7 @@ class ShardWorker:
 
     def commit(self, item: CommitItem) -> None:
         started = time.perf_counter()
-        trades = batch_write(prepared=item.prepared, fence=self.fence)
+        trades = batch_write(prepared=item.prepared, fence=self.fence())
         item.commit_seconds = time.perf_counter() - started
         self.in_flight -= item.order_ids
         self.stats["batches"] += 1

@@ -3,9 +3,9 @@
 Two writers. The door (order placement and cancel requests) writes ``accepted`` and
 ``cancel_requested``, one INSERT per transaction of placed or canceled orders. Settlement writes everything the
 engine decided (``opened``, ``partially_filled`` / ``filled`` per fill, ``canceled``, ``expired``,
-``rejected``) set-based: the rows are rendered with the rest of the batch on the matching thread
-(``batch_event_rows``) and written by one multi-row INSERT per 5,000 rows in the batch's transaction
-(``events_insert``), so a batch costs one more statement, not one per event.
+``rejected``) set-based, in the batch's transaction: one INSERT ... SELECT (``batch_events_insert``) builds
+them from the batch's order rows and trades that the transaction has just written, so a batch costs one
+more statement, and no event is rendered as SQL text or parsed.
 
 An order's row equals the fold of its events (``order_fold``): the status of its last state event,
 the filled figures of its last event, and a cancel request iff a ``cancel_requested`` event.
@@ -13,15 +13,16 @@ the filled figures of its last event, and a cancel request iff a ``cancel_reques
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from exchange_site.db import datetime_literal, insert_rows, sql_text, values_chunks
+from django.db import connection
 
-from .models import Order, OrderEvent
+from exchange_site.db import datetime_literal, insert_rows
+
+from .models import Order, OrderEvent, Trade
 
 E = OrderEvent.Type
 # Plain strings: these are compared once per order of every batch.
@@ -79,55 +80,79 @@ def cancels_requested_insert(*, rows: Sequence[tuple], at: datetime) -> None:
 # --- settlement ------------------------------------------------------------------------------
 
 
-def batch_event_rows(*, fills, orders: Iterable, now: datetime) -> list[str]:
-    """The rendered event rows of one engine batch, oldest first per order.
+def opened_ids(*, fills, orders: Iterable) -> set[int]:
+    """The orders of one engine batch that came to rest before anything else happened to them in it.
 
     Call it before settlement stamps the orders (``updated_at``): an order the worker loaded as
-    pending still has ``updated_at == created_at`` then, which is how an order that came to rest in
-    this very batch, before a fill or a cancel reached it, gets its ``opened``.
-    ``fills`` are in execution order; each order already carries its figures after the batch.
+    pending still has ``updated_at == created_at`` then; one that was not the taker of a fill rested
+    first (and was then filled as a maker, canceled, or still rests).
     """
-    stamp = datetime_literal(now)
-    by_order: dict[int, list] = defaultdict(list)
-    takers = set()
-    for fill in fills:
-        by_order[fill.maker.id].append(fill)
-        by_order[fill.taker.id].append(fill)
-        takers.add(fill.taker.id)
-    rows: list[str] = []
-    add = rows.append
-    for order in orders:
-        oid, status, quantity = order.id, order.status, order.quantity
-        own = by_order.get(oid, ())
-        filled, quote = order.filled_quantity, order.filled_quote
-        for fill in own:
-            filled -= fill.quantity
-            quote -= fill.price * fill.quantity
-        if order.updated_at == order.created_at and oid not in takers and status not in (EXPIRED, REJECTED):
-            # It rested before anything else happened to it in this batch.
-            rest = "NULL" if quantity is None else f"{quantity - filled:f}"
-            add(f"({oid},'opened',{stamp},{filled:f},{quote:f},{rest},NULL,NULL,'')")
-        last = len(own) - 1
-        for n, fill in enumerate(own):
-            filled += fill.quantity
-            quote += fill.price * fill.quantity
-            if n == last and status == FILLED:
-                add(f"({oid},'filled',{stamp},{filled:f},{quote:f},0,{fill.price:f},{fill.quantity:f},'')")
-            else:
-                rest = "NULL" if quantity is None else f"{quantity - filled:f}"
-                add(
-                    f"({oid},'partially_filled',{stamp},{filled:f},{quote:f},{rest},"
-                    f"{fill.price:f},{fill.quantity:f},'')"
-                )
-        if status in ENDED_WITHOUT_FILL:
-            add(f"({oid},'{status}',{stamp},{filled:f},{quote:f},0,NULL,NULL,{sql_text(order.reject_reason[:40])})")
-    return values_chunks(rows)
+    takers = {fill.taker.id for fill in fills}
+    return {
+        order.id
+        for order in orders
+        if order.updated_at == order.created_at and order.id not in takers and order.status not in (EXPIRED, REJECTED)
+    }
 
 
-def events_insert(rendered: list[str]) -> None:
-    """Write a batch's rendered events; inside the batch's transaction."""
-    if rendered:
-        insert_rows(OrderEvent._meta.db_table, EVENT_COLUMNS, rendered=rendered)
+# Every event of a batch from what its transaction has already written, in one INSERT ... SELECT: the
+# staged order rows (their figures after the batch, the order's quantity, whether it ``opened``) and
+# the batch's trades. Nothing is rendered or parsed per event. Per order, oldest first: ``opened``,
+# then one event per fill in execution order (trade id), its figures the order's after the batch less
+# its later fills in the batch (``filled`` for the last one of an order that ends filled), then its end.
+BATCH_EVENTS_SQL = """
+INSERT INTO {events} ({columns})
+SELECT order_id, type, at, filled_quantity, filled_quote, remaining_quantity, price, quantity, reason FROM (
+  SELECT s.id AS order_id, 0 AS phase, 0 AS trade_id, 'opened' AS type, s.updated_at AS at,
+         0 AS filled_quantity, 0 AS filled_quote, s.quantity AS remaining_quantity,
+         NULL AS price, NULL AS quantity, '' AS reason
+  FROM {staged} s WHERE s.opened
+  UNION ALL
+  SELECT s.id, 1, f.trade_id,
+         IF(f.later IS NULL AND s.status = 'filled', 'filled', 'partially_filled'), s.updated_at,
+         s.filled_quantity - COALESCE(f.later, 0), s.filled_quote - COALESCE(f.later_quote, 0),
+         IF(f.later IS NULL AND s.status = 'filled', 0, s.quantity - s.filled_quantity + COALESCE(f.later, 0)),
+         f.price, f.quantity, ''
+  FROM (
+    SELECT order_id, trade_id, price, quantity,
+           SUM(quantity) OVER later_fills AS later, SUM(price * quantity) OVER later_fills AS later_quote
+    FROM (
+      SELECT maker_order_id AS order_id, id AS trade_id, price, quantity FROM {trades} WHERE {batch_trades}
+      UNION ALL
+      SELECT taker_order_id, id, price, quantity FROM {trades} WHERE {batch_trades}
+    ) fill
+    WINDOW later_fills AS (PARTITION BY order_id ORDER BY trade_id ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)
+  ) f
+  JOIN {staged} s ON s.id = f.order_id
+  UNION ALL
+  SELECT s.id, 2, 0, s.status, s.updated_at, s.filled_quantity, s.filled_quote, 0, NULL, NULL, s.reject_reason
+  FROM {staged} s WHERE s.status IN ('canceled', 'expired', 'rejected')
+) event
+ORDER BY order_id, phase, trade_id
+"""
+
+
+def batch_events_insert(*, staged: str, trade_ids: Sequence[int], market_ids: Iterable[int]) -> None:
+    """Write a batch's events; inside the batch's transaction, after its order rows and its trades.
+
+    ``staged`` is the table of the batch's order rows (``orders/settlement.py``) with their ``quantity``
+    and ``opened``; ``trade_ids`` the ids of the trades the batch inserted, in the shard's ``market_ids``
+    (only the shard writes trades of its markets, so the id range holds no other batch's).
+    """
+    if trade_ids:
+        markets = ", ".join(str(int(market_id)) for market_id in sorted(set(market_ids)))
+        batch_trades = f"id BETWEEN {int(min(trade_ids))} AND {int(max(trade_ids))} AND market_id IN ({markets})"
+    else:
+        batch_trades = "FALSE"
+    sql = BATCH_EVENTS_SQL.format(
+        events=OrderEvent._meta.db_table,
+        columns=", ".join(EVENT_COLUMNS),
+        staged=staged,
+        trades=Trade._meta.db_table,
+        batch_trades=batch_trades,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
 
 
 # --- the fold --------------------------------------------------------------------------------

@@ -149,7 +149,13 @@ class OrderEvent(models.Model):
         EXPIRED = "expired"
         REJECTED = "rejected"
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
+    # No foreign key constraint, and no index of its own: the (order, id) index below serves every read,
+    # and InnoDB would otherwise look up the order row for each event a batch inserts, which cost about
+    # a fifth of the event INSERT. Both writers insert an order's events after, and in the same
+    # transaction as, the order row they describe, and orders are never deleted.
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="events", db_constraint=False, db_index=False
+    )
     type = models.CharField(max_length=16, choices=Type.choices)
     at = models.DateTimeField()
     # The order's figures after this change.

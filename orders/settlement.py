@@ -139,7 +139,23 @@ class PreparedBatch:
     order_rows: list[str]  # rendered SQL VALUES chunks
     trade_rows: list[str]
     trades: list[SettledTrade]
-    event_rows: list[str] = field(default_factory=list)  # the order journal's rows (orders/journal.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What proves, inside a batch's transaction, that its writer may still write.
+
+    ``join`` is a JOIN clause (with ``params``) that finds exactly one row while the writer may write and
+    none once it may not. The UPDATE of the batch's order rows joins it: the proof costs no round trip of
+    its own, the statement changes nothing when it fails, and the row stays share-locked until the
+    commit, so whoever takes over and locks that row for update waits for the commit. ``check`` is the
+    same proof as a statement of its own, for a batch without order rows; ``lost`` the error to raise.
+    """
+
+    join: str
+    params: tuple
+    check: Callable[[], None]
+    lost: Callable[[], Exception]
 
 
 def batch_settle(*, batch: Batch, markets: dict[int, Market]) -> list[SettledTrade]:
@@ -157,7 +173,7 @@ def batch_prepare(
     """
     now = timezone.now()
     # Before the orders are stamped below: the journal tells newly rested orders by their stamp.
-    event_rows = journal.batch_event_rows(fills=batch.fills, orders=batch.orders.values(), now=now)
+    opened = journal.opened_ids(fills=batch.fills, orders=batch.orders.values())
     trades: list[SettledTrade] = []
     assets: dict[int, Asset] = {}
     # Money moves through the asset's clearing account and is netted per account within the batch:
@@ -238,11 +254,13 @@ def batch_prepare(
 
     # Rendered here, off the committing thread, by one format per row: this runs for every order and
     # trade of the batch. Every value is an int, a finite Decimal, a fixed status word or escaped text.
+    # An order row also carries what the journal needs beyond it: the order's quantity and ``opened``.
     stamp = datetime_literal(now)
     order_rows = values_chunks(
         [
             f"({o.id},'{o.status}',{o.filled_quantity:f},{o.filled_quote:f},{o.hold_remaining:f},"
-            f"{'NULL' if o.sequence is None else int(o.sequence)},{sql_text(o.reject_reason[:40])},{stamp})"
+            f"{'NULL' if o.sequence is None else int(o.sequence)},{sql_text(o.reject_reason[:40])},{stamp},"
+            f"{'NULL' if o.quantity is None else f'{o.quantity:f}'},{1 if o.id in opened else 0})"
             for o in batch.orders.values()
         ]
     )
@@ -253,32 +271,34 @@ def batch_prepare(
             for t in trades
         ]
     )
-    return PreparedBatch(
-        postings=postings, order_rows=order_rows, trade_rows=trade_rows, trades=trades, event_rows=event_rows
-    )
+    return PreparedBatch(postings=postings, order_rows=order_rows, trade_rows=trade_rows, trades=trades)
 
 
-def batch_write(*, prepared: PreparedBatch, fence: Callable[[], None] | None = None) -> list[SettledTrade]:
+def batch_write(*, prepared: PreparedBatch, fence: Fence | None = None) -> list[SettledTrade]:
     """The one transaction: order rows, trades, ledger transfers.
 
-    ``fence`` runs first inside the transaction and raises when the caller may no longer write
-    (the shard worker proves it still holds its shard's lock); nothing is written then.
+    ``fence`` proves the caller may still write (the shard worker: it still holds its shard's lock)
+    before anything else is written, or raises and nothing is written.
     The ledger comes last: its account rows are the ones order placement and other shards (the
     fee accounts) wait for, so they stay locked only for the transfers and the commit.
     """
     trades = prepared.trades
     with transaction.atomic(durable=True):
-        if fence is not None:
-            fence()
-        _orders_update(prepared.order_rows)
-        # After the order rows are locked by the update: a cancel request's event can't slip in between.
-        journal.events_insert(prepared.event_rows)
+        if prepared.order_rows:
+            _orders_update(prepared.order_rows, fence)
+        elif fence is not None:
+            fence.check()
         ids = insert_rows(
             Trade._meta.db_table,
             TRADE_COLUMNS,
             rendered=prepared.trade_rows,
             returning="id",
         )
+        if prepared.order_rows:
+            # After the order rows are locked by the update: a cancel request's event can't slip in between.
+            journal.batch_events_insert(
+                staged=SETTLE_ORDERS, trade_ids=ids, market_ids={trade.market.id for trade in trades}
+            )
         transfers_post(postings=prepared.postings, savepoint=False)
     for trade, trade_id in zip(trades, ids, strict=True):
         trade.pk = trade_id
@@ -309,25 +329,28 @@ TRADE_COLUMNS = [
 ]
 
 
-def _orders_update(rows: list[str]) -> None:
-    """One UPDATE ... JOIN for every order row the batch changed."""
-    if not rows:
-        return
+# The batch's order rows, staged for one UPDATE ... JOIN and the journal's INSERT ... SELECT. A temporary
+# table lives as long as its connection: created once per connection, emptied per batch.
+SETTLE_ORDERS = "settle_orders"
+
+
+def _orders_update(rows: list[str], fence: Fence | None) -> None:
+    """One UPDATE ... JOIN for every order row the batch changed; with ``fence``, it proves it first."""
     table = Order._meta.db_table
     with connection.cursor() as cursor:
         raw = connection.connection
-        # A temporary table lives as long as its connection: created once per connection, emptied per batch.
         if not getattr(raw, "settle_orders_table", False):
+            # quantity and opened are the journal's (journal.batch_events_insert), not the order row's.
             cursor.execute(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS settle_orders ("
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {SETTLE_ORDERS} ("
                 " id BIGINT PRIMARY KEY, status VARCHAR(16), filled_quantity DECIMAL(36,18),"
                 " filled_quote DECIMAL(36,18), hold_remaining DECIMAL(36,18), sequence BIGINT NULL,"
-                " reject_reason VARCHAR(40), updated_at DATETIME(6))"
+                " reject_reason VARCHAR(40), updated_at DATETIME(6), quantity DECIMAL(36,18) NULL, opened BOOL)"
             )
             raw.settle_orders_table = True
-        cursor.execute("DELETE FROM settle_orders")
+        cursor.execute(f"DELETE FROM {SETTLE_ORDERS}")
     insert_rows(
-        "settle_orders",
+        SETTLE_ORDERS,
         [
             "id",
             "status",
@@ -337,6 +360,8 @@ def _orders_update(rows: list[str]) -> None:
             "sequence",
             "reject_reason",
             "updated_at",
+            "quantity",
+            "opened",
         ],
         rendered=rows,
     )
@@ -344,8 +369,13 @@ def _orders_update(rows: list[str]) -> None:
         cursor.execute(
             # Driven by the small table: a scan of the orders table would wait on rows that
             # concurrent order placements are inserting.
-            f"UPDATE settle_orders s STRAIGHT_JOIN {table} o ON o.id = s.id SET o.status = s.status,"
+            f"UPDATE {SETTLE_ORDERS} s STRAIGHT_JOIN {table} o ON o.id = s.id {fence.join if fence else ''}"
+            " SET o.status = s.status,"
             " o.filled_quantity = s.filled_quantity, o.filled_quote = s.filled_quote,"
             " o.hold_remaining = s.hold_remaining, o.sequence = s.sequence, o.reject_reason = s.reject_reason,"
-            " o.updated_at = s.updated_at"
+            " o.updated_at = s.updated_at",
+            fence.params if fence else None,
         )
+        # Rows matched, changed or not (the connection counts found rows): none when the fence row was not found.
+        if fence is not None and cursor.rowcount == 0:
+            raise fence.lost()

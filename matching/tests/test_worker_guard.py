@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 from decimal import Decimal
 
+import MySQLdb
 import pytest
 from django.db import connection
 from django.utils import timezone
@@ -11,10 +12,12 @@ from rest_framework.test import APIClient
 
 from accounts.services import token_create
 from exchange_site import redis as redis_
+from exchange_site.services_check import server_connect
 from ledger.selectors import balances_for_user
 from matching import queue
 from matching.tests.factories import pending_order_create
 from matching.worker import ShardLockLost, ShardWorker
+from orders import journal
 from orders.models import Order, Trade
 from orders.services import market_set_status, order_cancel, order_place
 from orders.tests.factories import MarketFactory
@@ -203,6 +206,35 @@ def test_a_worker_that_lost_its_lock_writes_nothing(worker, market, funded):
     worker.last_beat = 0
     with pytest.raises(ShardLockLost):
         worker.heartbeat()
+
+
+def test_a_commit_under_way_keeps_a_successor_from_reading_until_it_ends(worker, market, funded, monkeypatch):
+    """The fence rides on the batch's order UPDATE: from then to the commit the lease row stays locked,
+    so a process that has just taken the shard's lock waits at its barrier for this commit."""
+    seller, buyer = funded(BTC="1"), funded(USD="1000")
+    place(seller, side="sell", price="100", quantity="0.1")
+    place(buyer, side="buy", price="100", quantity="0.1")
+    seen = []
+    batch_events_insert = journal.batch_events_insert
+
+    def successor_barrier(**batch):
+        # Called inside the batch's transaction, after the order UPDATE.
+        db = connection.settings_dict
+        other = server_connect(db, database=db["NAME"])
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+                with pytest.raises(MySQLdb.OperationalError) as waited:
+                    cursor.execute("SELECT shard FROM matching_shardlease WHERE shard = 0 FOR UPDATE")
+                seen.append(waited.value.args[0])
+        finally:
+            other.close()
+        batch_events_insert(**batch)
+
+    monkeypatch.setattr(journal, "batch_events_insert", successor_barrier)
+    drain(worker)
+    assert seen == [1205]  # lock wait timeout: the successor would have waited
+    assert Trade.objects.count() == 1
 
 
 def test_the_sweep_finds_a_lost_order_while_the_queue_is_busy(market, funded):
