@@ -42,6 +42,7 @@ class PlacementGroups:
         self.max_orders = max_orders
         self.waiting: list[Job] = []
         self.in_flight = 0
+        self._tasks: set[asyncio.Task] = set()  # the loop keeps only weak references to running tasks
 
     async def place(self, *, key: str, requests: list) -> list[PlaceResult] | None:
         """The results of ``requests`` for the holder of API key ``key``; None when the key is unknown or
@@ -59,7 +60,9 @@ class PlacementGroups:
             group.append(job)
             size += len(job.requests)
         self.in_flight += 1
-        asyncio.ensure_future(self._run(group))
+        task = asyncio.ensure_future(self._run(group))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run(self, group: list[Job]) -> None:
         try:
