@@ -141,7 +141,7 @@ class FastLane:
             response = json_response(500, error_body("server_error", "The server failed to answer this request."))
         if response is None:
             return await self.app(scope, _replay(body, receive, complete=True), send)
-        await self._send(send, response, route)
+        await self._send(send, response, route, scope)
 
     def _route(self, scope):
         method, path = scope["method"], scope["path"]
@@ -154,20 +154,46 @@ class FastLane:
 
     def _plain(self, scope) -> bool:
         """A request Django would serve as is: an allowed Host, and https if https is required."""
-        host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), None)
+        host = _header(scope, b"host")
         if host is None:
             return False
         domain, _ = split_domain_port(host)
         if not domain or not validate_host(domain, self.allowed_hosts):
             return False
-        return not settings.SECURE_SSL_REDIRECT or scope.get("scheme") == "https"
+        return not settings.SECURE_SSL_REDIRECT or _secure(scope)
 
-    async def _send(self, send, response: LeanResponse, route: Route) -> None:
+    async def _send(self, send, response: LeanResponse, route: Route, scope) -> None:
         body = response.rendered()
         headers = [*self.base_headers, (b"allow", route.allow), *response.headers]
+        if settings.SECURE_HSTS_SECONDS and _secure(scope):
+            headers.append((b"strict-transport-security", _hsts()))
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope, name: bytes) -> str | None:
+    return next((value.decode("latin-1") for key, value in scope["headers"] if key == name), None)
+
+
+def _secure(scope) -> bool:
+    """What Django's ``request.is_secure()`` says: https, or a proxy's header saying so when trusted."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        meta_name, expected = settings.SECURE_PROXY_SSL_HEADER
+        value = _header(scope, meta_name.removeprefix("HTTP_").lower().replace("_", "-").encode())
+        if value is not None:
+            return value.split(",")[0].strip() == expected
+    return scope.get("scheme") == "https"
+
+
+def _hsts() -> bytes:
+    """SecurityMiddleware's Strict-Transport-Security value."""
+    value = f"max-age={settings.SECURE_HSTS_SECONDS}"
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        value += "; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        value += "; preload"
+    return value.encode()
 
 
 async def _body(receive) -> tuple[bytes, bool]:

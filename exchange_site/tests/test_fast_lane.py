@@ -115,8 +115,8 @@ def test_the_fast_lane_answers_orders_and_depth_as_django_does(tiers, market, fu
     assert held[0]["USD"]["locked"] == Decimal("300")
 
 
-def _call(app, method: str, path: str, *, body: bytes = b"", query: bytes = b"", headers=()):
-    """One request through an ASGI app in this process; (status, body)."""
+def _call(app, method: str, path: str, *, body: bytes = b"", query: bytes = b"", headers=(), scheme="http", full=False):
+    """One request through an ASGI app in this process; (status, body), with the headers if ``full``."""
     sent: list[dict] = []
     scope = {
         "type": "http",
@@ -124,7 +124,7 @@ def _call(app, method: str, path: str, *, body: bytes = b"", query: bytes = b"",
         "path": path,
         "query_string": query,
         "headers": [(b"host", b"testserver"), *headers],
-        "scheme": "http",
+        "scheme": scheme,
         "client": ("127.0.0.1", 5000),
     }
     messages = [
@@ -139,7 +139,8 @@ def _call(app, method: str, path: str, *, body: bytes = b"", query: bytes = b"",
         sent.append(message)
 
     asyncio.run(app(scope, receive, send))
-    return sent[0]["status"], b"".join(message.get("body", b"") for message in sent[1:])
+    answer = sent[0]["status"], b"".join(message.get("body", b"") for message in sent[1:])
+    return (*answer, dict(sent[0]["headers"])) if full else answer
 
 
 def test_the_lane_answers_only_the_plain_case_and_hands_the_rest_to_django_with_its_body(market, funded):
@@ -198,3 +199,21 @@ def test_a_revoked_token_is_refused_by_every_web_process_within_moments(tiers, m
         time.sleep(0.01)
     assert status == 401
     assert clients[1].post("/orders", order).status_code == 401
+
+
+def test_where_https_is_required_the_lane_answers_only_https_and_sends_hsts(market, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    handed = []
+
+    async def django(scope, receive, send):
+        handed.append(scope["scheme"])
+        await send({"type": "http.response.start", "status": 301, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    lane = FastLane(django, FAST_ROUTES)
+    assert _call(lane, "GET", "/api/v1/markets/BTC-USD/depth")[0] == 301  # Django redirects plain http
+    status, _, headers = _call(lane, "GET", "/api/v1/markets/BTC-USD/depth", scheme="https", full=True)
+    assert status == 200 and headers[b"strict-transport-security"].startswith(b"max-age=3600")
+    assert headers[b"x-content-type-options"] == b"nosniff" and headers[b"x-frame-options"] == b"DENY"
+    assert handed == ["http"]
