@@ -1,6 +1,6 @@
 """Order requests arriving together at one web process, placed together: one transaction for many users.
 
-A transaction costs the same eight round trips to MariaDB (autocommit off, lock, three inserts, one
+A transaction costs the same eight round trips to MariaDB (autocommit off, a read, three inserts, one
 update, commit, autocommit on) for one order or for a hundred, and most of a single order's time
 was spent on them. So the order door (the API's fast lane, orders/fast_lane.py) hands each request
 to ``PlacementGroups.place``: when fewer than ``lanes`` groups are being placed, a group starts at
