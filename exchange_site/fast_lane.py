@@ -10,7 +10,8 @@ is the same code the Django views call: the same services, the same rate-limit c
 A handler answers only the plain case and returns ``None`` for anything else: no token, a
 signature or a session instead, a bad or revoked token, a body that is not JSON, an odd query,
 the rate limit reached, a disallowed host, plain http where https is required. The request then
-goes on to Django with its body, and gets exactly the answer it always got.
+goes on to Django with its body, and gets exactly the answer it always got. A handler that fails
+because MariaDB or Redis is down gets the 503 Django's views give; any other failure a 500.
 
 Threads: ``FastLane.__call__`` and the handlers' coroutines run on the server's event loop; each
 handler's ``work`` function runs on an order-door thread and shares nothing but the per-process
@@ -77,7 +78,7 @@ def json_response(status: int, data) -> LeanResponse:
     return LeanResponse(status=status, data=data)
 
 
-def unavailable(exc: BaseException) -> LeanResponse | None:
+def _unavailable(exc: BaseException) -> LeanResponse | None:
     """MariaDB or Redis down: the 503 Django's views give (errors.py); None for any other failure."""
     service = service_down(exc)
     if service is None:
@@ -135,10 +136,12 @@ class FastLane:
         request = _request(scope, body, match)
         try:
             response = await route.handler(request)
-        except Exception:
+        except Exception as exc:
             # Not passed on to Django: the work may have been done (an order placed) before it failed.
-            log.exception("fast lane %s %s failed", request.method, request.path)
-            response = json_response(500, error_body("server_error", "The server failed to answer this request."))
+            response = _unavailable(exc)
+            if response is None:
+                log.exception("fast lane %s %s failed", request.method, request.path)
+                response = json_response(500, error_body("server_error", "The server failed to answer this request."))
         if response is None:
             return await self.app(scope, _replay(body, receive, complete=True), send)
         await self._send(send, response, route, scope)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from exchange_site.fast_lane import LeanRequest, LeanResponse, json_response, unavailable
+from exchange_site.fast_lane import LeanRequest, LeanResponse, json_response
 from exchange_site.throttling import AnonRateThrottle, window_allows
 from orders.db_threads import db_thread_run
 from orders.services import market_lookup
@@ -34,15 +34,9 @@ async def depth(request: LeanRequest) -> LeanResponse | None:
 
 
 def _depth(*, symbol: str, limit: int, ident: str | None) -> LeanResponse | None:
-    try:
-        if not window_allows("anon", ident)[0]:
-            return None  # Django answers 429
-        market = market_lookup(symbol=symbol)
-        if market is None:
-            return None  # Django answers 404 unknown_market
-        return json_response(200, depth_get(symbol=market.symbol, limit=limit))
-    except Exception as exc:
-        response = unavailable(exc)
-        if response is None:
-            raise
-        return response
+    if not window_allows("anon", ident)[0]:
+        return None  # Django answers 429
+    market = market_lookup(symbol=symbol)
+    if market is None:
+        return None  # Django answers 404 unknown_market
+    return json_response(200, depth_get(symbol=market.symbol, limit=limit))

@@ -16,13 +16,12 @@ from django.conf import settings
 from rest_framework.exceptions import ParseError
 
 from exchange_site.errors import error_body
-from exchange_site.fast_lane import LeanRequest, LeanResponse, json_response, unavailable
+from exchange_site.fast_lane import LeanRequest, LeanResponse, json_response
 from exchange_site.parsers import json_body_parse
 
 from .apis import BATCH_MAX, batch_results_data
 from .placement_groups import placement_groups
 from .serializers import order_data
-from .services import PlaceResult
 
 
 def _body(request: LeanRequest):
@@ -38,9 +37,9 @@ async def place(request: LeanRequest) -> LeanResponse | None:
     data = _body(request)
     if not isinstance(data, dict):
         return None
-    results = await _placed(request.token(), [data])
-    if results is None or isinstance(results, LeanResponse):
-        return results
+    results = await placement_groups().place(key=request.token(), requests=[data])
+    if results is None:
+        return None  # Django answers 401 or 429
     result = results[0]
     if result.error is not None:
         error = result.error
@@ -53,19 +52,7 @@ async def place_batch(request: LeanRequest) -> LeanResponse | None:
     orders = data.get("orders") if isinstance(data, dict) else None
     if not isinstance(orders, list) or not 1 <= len(orders) <= BATCH_MAX:
         return None
-    results = await _placed(request.token(), orders)
-    if results is None or isinstance(results, LeanResponse):
-        return results
+    results = await placement_groups().place(key=request.token(), requests=orders)
+    if results is None:
+        return None  # Django answers 401 or 429
     return json_response(200, batch_results_data(results))
-
-
-async def _placed(key: str, requests: list) -> list[PlaceResult] | LeanResponse | None:
-    """The requests' results, placed with whatever else this process is placing; None: Django answers
-    (an unknown key, the rate limit reached); a 503 when MariaDB or Redis is down."""
-    try:
-        return await placement_groups().place(key=key, requests=requests)
-    except Exception as exc:
-        response = unavailable(exc)
-        if response is None:
-            raise
-        return response
