@@ -424,7 +424,7 @@ class FundsMoved(InsufficientFunds):
 
 @dataclass(slots=True)
 class HoldAccounts:
-    """One user's available and locked accounts of an asset, locked, with the available balance read under the lock."""
+    """One user's available and locked accounts of an asset, with the available balance as read."""
 
     asset: Asset
     available_id: int

@@ -17,6 +17,7 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from dataclasses import dataclass
 
 from accounts.services import user_for_token
@@ -97,7 +98,8 @@ def _group_place(jobs: list[tuple[str, list]]) -> list[list[PlaceResult] | None]
     return answers
 
 
-_groups: dict[asyncio.AbstractEventLoop, PlacementGroups] = {}
+# Weak: a loop that has finished (a test's asyncio.run) takes its groups with it.
+_groups: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PlacementGroups] = weakref.WeakKeyDictionary()
 
 
 def placement_groups() -> PlacementGroups:
